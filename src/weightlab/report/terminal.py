@@ -1,0 +1,143 @@
+"""What `weightlab run` and `weightlab data` print: the tutorial's printout, and what it leaves out.
+
+All terminal output of weightlab lives here and in cli.py; nothing else prints.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+
+import numpy as np
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from weightlab.data.sources import SOURCE_LABELS
+
+console = Console(highlight=False)
+if not console.is_terminal:
+    console.width = 120  # rich assumes 80 columns when piped; the layer table needs more
+
+
+
+def sample_text(values) -> str:
+    """Five weights the way numpy prints them, as in the tutorial's output."""
+    return np.array2string(np.asarray(values, dtype=np.float32), precision=4, suppress_small=False, floatmode="fixed")
+
+
+def epoch_line(logs: dict, epochs: int) -> str:
+    metrics = " · ".join(f"{key} {logs[key]:.4f}" for key in ("loss", "accuracy", "val_loss", "val_accuracy") if key in logs)
+    return f"Epoch {logs['epoch']}/{epochs} · {logs['seconds']:.1f} s · {metrics}"
+
+
+@contextlib.contextmanager
+def training_progress(epochs: int, show_bar: bool, show_epochs: bool):
+    """A progress hook for training: a rich bar on a terminal, and one line per epoch."""
+    bar = Progress(
+        TextColumn("training"), BarColumn(), MofNCompleteColumn(), TextColumn("steps"), TimeRemainingColumn(),
+        console=console, transient=True, disable=not (show_bar and console.is_terminal),
+    )
+    task = bar.add_task("training", total=None)
+
+    def hook(done: int, total: int, logs: dict | None) -> None:
+        bar.update(task, completed=done, total=total or None)
+        if logs is not None and show_epochs:
+            console.print(epoch_line(logs, epochs))  # rich keeps it above a live bar
+
+    with bar:
+        yield hook
+
+
+def print_run(summary: dict, path) -> None:
+    s = summary
+    config = s["config"]
+    console.print(
+        f"[bold]weightlab run[/] · {s['dataset']} from {SOURCE_LABELS.get(s['dataset_source'], s['dataset_source'])} "
+        f"({s['data_seconds']:.2f} s) · backend {s['backend']} · {s['training_path']} · "
+        f"784→{config['hidden']}→10, {s['parameters']:,} parameters"
+    )
+    console.print("\n[bold]Weights before training:[/]")
+    for sample in s["weight_samples"]:
+        console.print(f"{tuple(sample['shape'])} weights sample: {sample_text(sample['before'])}")
+    console.print(f"Test accuracy before training: {s['test_accuracy_before']:.4f} (loss {s['test_loss_before']:.4f})")
+    if abs(s["test_accuracy_before"] - 0.1) > 0.03:
+        console.print(
+            "  [dim]Chance is 10%, but an untrained network is not a fair guesser: its random weights favour a few classes, "
+            "so its accuracy lands anywhere from a few % to ~20% depending on the seed.[/]"
+        )
+    console.print("\n[bold]Weights after training:[/]")
+    for sample in s["weight_samples"]:
+        console.print(f"{tuple(sample['shape'])} weights sample: {sample_text(sample['after'])}")
+    console.print(
+        f"[bold]Test accuracy after training: {s['test_accuracy_after']:.4f}[/] (loss {s['test_loss_after']:.4f}) · "
+        f"{s['steps']:,} steps in {s['train_seconds']:.1f} s ({1e6 * s['train_seconds'] / max(1, s['steps']):.0f} µs/step)"
+    )
+    console.print()
+    console.print(layer_table(s["layers"]))
+    console.print()
+    for line in frozen_explanation(s):
+        console.print(line)
+    console.print(f"\nRun saved to [bold]{path}[/]")
+
+
+def layer_table(layers: list[dict]) -> Table:
+    table = Table(title="What changed in each layer", title_justify="left")
+    for header in ("variable", "shape", "‖W₀‖", "‖W_T‖", "‖W_T−W₀‖", "relative", "cos(W₀,W_T)", "sign flipped", "unchanged"):
+        table.add_column(header, justify="left" if header in ("variable", "shape") else "right")
+
+    def number(value, pattern="{:.3f}"):
+        return "—" if value is None else pattern.format(value)
+
+    for layer in layers:
+        table.add_row(
+            layer["name"], "×".join(map(str, layer["shape"])),
+            number(layer["l2_init"]), number(layer["l2_final"]), number(layer["l2_distance"]),
+            number(layer["relative_change"]), number(layer["cosine_to_init"]),
+            number(layer["frac_sign_flipped"], "{:.1%}"), number(layer["frac_unchanged"], "{:.1%}"),
+        )
+    return table
+
+
+def frozen_explanation(summary: dict) -> list[str]:
+    """Plain sentences on why the tutorial's first sample did (or did not) move."""
+    f = summary["frozen_inputs"]
+    name = summary["layers"][0]["name"]
+    pixel_0_dead = [0, 0] in f["never_active_pixels"]
+    lines = ["[bold]What the tutorial's printout shows[/]"]
+    if pixel_0_dead:
+        lines.append(
+            f"Its first sample, {name}[0][:5], holds weights of pixel (0, 0), which is 0 in all {f['images']:,} training images: "
+            f"every gradient for its {f['units']} weights is exactly 0, so they stay bit-identical to their initial values."
+        )
+    else:
+        lines.append(f"Its first sample, {name}[0][:5], holds weights of pixel (0, 0), which is lit in some training images, so they could move.")
+    share = f["weights_of_never_active_inputs"] / f["kernel_size"]
+    lines.append(
+        f"{f['never_active_inputs']} of {f['inputs']} pixels are 0 in every training image: their "
+        f"{f['weights_of_never_active_inputs']:,} weights ({share:.1%} of {name}) cannot move "
+        f"({'and none did' if f['never_active_rows_unchanged'] else 'yet some did: check the data'}); summary.json lists the pixels."
+    )
+    if f["unchanged_elsewhere"]:
+        lines.append(
+            f"In all {f['unchanged_weights'] / f['kernel_size']:.1%} of {name} is unchanged: {f['unchanged_elsewhere']:,} more weights sit on rare pixels "
+            f"(lit in a median of {f['median_activity_of_other_unchanged']:.0f} images) whose hidden units never fired when they were lit."
+        )
+    moved = summary["moved_sample"]
+    row, col = f["busiest_pixel"]
+    lines.append(f"Weights that did move: pixel ({row}, {col}), lit in {f['busiest_pixel_activity']:,} images, {moved['variable']}[{moved['row']}][:5]")
+    lines.append(f"  before {sample_text(moved['before'])}")
+    lines.append(f"  after  {sample_text(moved['after'])}")
+    return lines
+
+
+def print_dataset(dataset, cache_file) -> None:
+    console.print(
+        f"{dataset.name}: {len(dataset.x_train):,} train / {len(dataset.x_test):,} test images from "
+        f"{SOURCE_LABELS.get(dataset.source, dataset.source)} in {dataset.seconds:.2f} s; "
+        + (f"SHA-256 verified; cached at {cache_file}" if dataset.verified else "generated, not cached")
+    )
+
+
+def print_error(message: str) -> None:
+    print(f"weightlab: error: {message}", file=sys.stderr)

@@ -1,0 +1,187 @@
+"""The run directory: a public format, written atomically, read back into a `Run`.
+
+    runs/<run-id>/
+      config.json     the config, the dataset's source and every version that made the numbers
+      history.csv     per epoch: loss, accuracy, val_loss, val_accuracy, seconds
+      steps.npz       per step: loss and, per variable, distance from init, update norm, weight norm
+      snapshots.h5    weights at step 0, each epoch's end and every N steps if asked
+      summary.json    the numbers asked first (see the README for its keys)
+
+A run directory is complete or absent: it is written under a hidden temporary name in the
+same parent and renamed into place only once every file is on disk.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import datetime
+import json
+import math
+import os
+import secrets
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from weightlab.config import RunConfig
+from weightlab.errors import RunDirError
+
+FORMAT_VERSION = 1
+HISTORY_COLUMNS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "seconds")
+_TEMP_PREFIX = ".incomplete-"
+
+
+def new_run_id(config: RunConfig) -> str:
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    return f"{stamp}-{config.dataset}-h{config.hidden}-s{config.seed}-{secrets.token_hex(2)}"
+
+
+def jsonable(value):
+    """``value`` with numpy scalars and arrays made plain, and NaN/inf made None (JSON has neither)."""
+    if isinstance(value, dict):
+        return {str(key): jsonable(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(item) for item in value]
+    if isinstance(value, np.ndarray):
+        return jsonable(value.tolist())
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def dumps(value) -> str:
+    return json.dumps(jsonable(value), indent=2, allow_nan=False)
+
+
+class RunWriter:
+    """Writes one run directory under a temporary name; `commit` renames it into place.
+
+    Created before training starts, so an unusable ``--out`` fails in a second, not after
+    the training. Used as a context manager, a failure removes the temporary directory.
+    """
+
+    def __init__(self, out: str | os.PathLike, run_id: str):
+        self.out = Path(out)
+        self.run_id = run_id
+        if self.out.exists() and not self.out.is_dir():
+            raise RunDirError(f"--out {self.out} is a file; pass a directory (it is created if missing)")
+        try:
+            self.out.mkdir(parents=True, exist_ok=True)
+            self.temp = self.out / f"{_TEMP_PREFIX}{run_id}"
+            self.temp.mkdir()
+        except OSError as error:
+            raise RunDirError(f"cannot create a run directory in {self.out} ({error.strerror}); pass a writable --out") from error
+        self.path = self.out / run_id
+
+    def __enter__(self) -> "RunWriter":
+        return self
+
+    def __exit__(self, kind, error, traceback) -> None:
+        if self.temp.exists():
+            shutil.rmtree(self.temp, ignore_errors=True)
+
+    def write_json(self, name: str, value) -> None:
+        (self.temp / name).write_text(dumps(value) + "\n")
+
+    def write_history(self, history: dict[str, list[float]], epoch_seconds: list[float]) -> None:
+        with open(self.temp / "history.csv", "w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(HISTORY_COLUMNS)
+            for epoch, seconds in enumerate(epoch_seconds):
+                row = [epoch + 1] + [history.get(key, [math.nan] * (epoch + 1))[epoch] for key in HISTORY_COLUMNS[1:-1]]
+                writer.writerow(row + [seconds])
+
+    def write_steps(self, tracked) -> None:
+        np.savez(
+            self.temp / "steps.npz",
+            step=np.arange(1, len(tracked.loss) + 1),
+            epoch=tracked.epoch,
+            loss=tracked.loss,
+            variables=np.asarray(tracked.variable_names),
+            distance_from_init=tracked.distance_from_init,
+            update_norm=tracked.update_norm,
+            weight_norm=tracked.weight_norm,
+            update_ratio=tracked.update_ratio,
+        )
+
+    def write_snapshots(self, tracked, attributes: dict[str, str]) -> None:
+        import h5py
+
+        with h5py.File(self.temp / "snapshots.h5", "w") as h5:
+            h5.attrs["format_version"] = FORMAT_VERSION
+            for key, value in attributes.items():
+                h5.attrs[key] = value
+            h5.create_dataset("steps", data=tracked.snapshot_steps)
+            h5.create_dataset("epochs", data=tracked.snapshot_epochs)
+            for name, stack in tracked.snapshots.items():
+                h5.create_dataset(f"weights/{name}", data=stack.astype(np.float32))
+
+    def commit(self) -> Path:
+        """Make the run visible: flush every file, then one rename."""
+        for file in self.temp.iterdir():
+            with open(file, "rb") as handle:
+                os.fsync(handle.fileno())
+        os.rename(self.temp, self.path)
+        return self.path
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Run:
+    """A finished run: its directory and the numbers in it. Loads the bulky arrays on demand."""
+
+    path: Path
+    config: RunConfig
+    summary: dict
+
+    @property
+    def test_accuracy(self) -> float:
+        return self.summary["test_accuracy_after"]
+
+    def history(self) -> dict[str, list[float]]:
+        with open(self.path / "history.csv", newline="") as handle:
+            rows = list(csv.DictReader(handle))
+        return {column: [float(row[column]) for row in rows] for column in HISTORY_COLUMNS}
+
+    def steps(self) -> dict[str, np.ndarray]:
+        with np.load(self.path / "steps.npz", allow_pickle=False) as archive:
+            return {name: archive[name] for name in archive.files}
+
+    def snapshots(self) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+        """(steps, epochs, name -> (n, *shape) weights) from snapshots.h5."""
+        import h5py
+
+        with h5py.File(self.path / "snapshots.h5", "r") as h5:
+            weights: dict[str, np.ndarray] = {}
+            h5["weights"].visititems(lambda name, node: weights.__setitem__(name, node[()]) if isinstance(node, h5py.Dataset) else None)
+            return h5["steps"][()], h5["epochs"][()], weights
+
+    def _repr_html_(self) -> str:
+        import html
+
+        s = self.summary
+        return (
+            f"<b>weightlab run</b> <code>{html.escape(str(self.path))}</code><br>"
+            f"{html.escape(s['dataset'])} · {html.escape(s['backend'])} · hidden {s['config']['hidden']} · seed {s['config']['seed']}<br>"
+            f"test accuracy {s['test_accuracy_before']:.4f} → <b>{s['test_accuracy_after']:.4f}</b>, "
+            f"loss {s['test_loss_before']:.3f} → {s['test_loss_after']:.3f}, {s['steps']} steps in {s['train_seconds']:.1f} s"
+        )
+
+
+def read_run(path: str | os.PathLike) -> Run:
+    """The run stored at ``path``, or RunDirError saying why it is not one."""
+    path = Path(path)
+    summary_file = path / "summary.json"
+    if not path.is_dir() or not summary_file.is_file():
+        raise RunDirError(f"{path} is not a weightlab run directory (no summary.json); pass a directory made by `weightlab run`")
+    try:
+        summary = json.loads(summary_file.read_text())
+    except (OSError, json.JSONDecodeError) as error:
+        raise RunDirError(f"{summary_file} is unreadable ({error}); the run is damaged: rerun it") from error
+    version = summary.get("format_version", 0)
+    if version > FORMAT_VERSION:
+        raise RunDirError(f"{path} was written by a newer weightlab (format {version} > {FORMAT_VERSION}); upgrade weightlab to read it")
+    return Run(path=path, config=RunConfig.from_dict(summary["config"]), summary=summary)

@@ -1,0 +1,180 @@
+"""WeightTracker: a Keras callback that records how every weight moves, cheaply.
+
+Drop it into any ``model.fit(..., callbacks=[tracker])``. It keeps:
+
+* snapshots of every trainable variable at step 0, at each epoch's end, and every
+  ``snapshot_every`` steps if asked;
+* per training step: the batch loss and, per variable, ‖W_t − W_0‖, ‖W_t − W_{t−1}‖ and ‖W_t‖
+  (the update's ratio to the weight is their quotient).
+
+The per-step norms are computed where the weights live, by one compiled function per step
+whose small results stay on the device until the epoch ends: no weight crosses to the host
+except in a snapshot.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import keras
+import numpy as np
+
+from weightlab.backend import compile_function
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class TrackedWeights:
+    """What a WeightTracker recorded, as numpy arrays."""
+
+    variable_names: list[str]  # "layer/variable", e.g. "hidden/kernel"
+    snapshot_steps: np.ndarray  # (n,) global step of each snapshot; 0 is the initialisation
+    snapshot_epochs: np.ndarray  # (n,) the same in epochs (step / steps per epoch)
+    snapshots: dict[str, np.ndarray]  # name -> (n, *shape) float32
+    loss: np.ndarray  # (T,) each step's batch loss
+    epoch: np.ndarray  # (T,) the epoch (from 0) each step belongs to
+    distance_from_init: np.ndarray  # (T, V) ‖W_t − W_0‖ after step t
+    update_norm: np.ndarray  # (T, V) ‖W_t − W_{t−1}‖
+    weight_norm: np.ndarray  # (T, V) ‖W_t‖
+
+    @property
+    def update_ratio(self) -> np.ndarray:
+        """(T, V) ‖W_t − W_{t−1}‖ / ‖W_t‖ (0 where the weight norm is 0)."""
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(self.weight_norm > 0, self.update_norm / self.weight_norm, 0.0)
+
+    def initial(self) -> dict[str, np.ndarray]:
+        return {name: stack[0] for name, stack in self.snapshots.items()}
+
+    def final(self) -> dict[str, np.ndarray]:
+        return {name: stack[-1] for name, stack in self.snapshots.items()}
+
+
+def _step_norms(current, initial, previous):
+    """Per variable: ‖W_t − W_0‖, ‖W_t − W_{t−1}‖, ‖W_t‖ as one (3, V) tensor, and a copy of W_t."""
+    ops = keras.ops
+    rows = [
+        ops.stack([ops.sqrt(ops.sum(ops.square(c - i))) for c, i in zip(current, initial)]),
+        ops.stack([ops.sqrt(ops.sum(ops.square(c - p))) for c, p in zip(current, previous)]),
+        ops.stack([ops.sqrt(ops.sum(ops.square(c))) for c in current]),
+    ]
+    return ops.stack(rows), [ops.copy(c) for c in current]
+
+
+class WeightTracker(keras.callbacks.Callback):
+    """Records weight snapshots and per-step weight statistics during ``model.fit``.
+
+    ``batch_size`` and ``samples`` (the number of training examples) let it weigh a final,
+    smaller batch exactly when it recovers each batch's loss from Keras's running mean;
+    without them every batch of an epoch is taken to be the same size.
+    """
+
+    def __init__(self, snapshot_every: int = 0, batch_size: int | None = None, samples: int | None = None):
+        super().__init__()
+        if snapshot_every < 0:
+            raise ValueError(f"snapshot_every must be >= 0, got {snapshot_every}")
+        self.snapshot_every = snapshot_every
+        self.batch_size = batch_size
+        self.samples = samples
+        self._norms = compile_function(keras, _step_norms)
+        self._reset()
+
+    def _reset(self) -> None:
+        self._names: list[str] = []
+        self._snapshots: list[list[np.ndarray]] = []
+        self._snapshot_steps: list[int] = []
+        self._step = 0
+        self._epoch = 0
+        self._steps_per_epoch = 1
+        self._pending_norms: list = []  # device tensors of the current epoch
+        self._norm_chunks: list[np.ndarray] = []
+        self._losses: list[float] = []
+        self._epochs: list[int] = []
+        self._running: tuple[float, float] = (0.0, 0.0)  # (samples seen this epoch, running mean)
+
+    # -- the weights, wherever they live ------------------------------------------------
+    def _current_values(self) -> list:
+        model = self.model
+        state = getattr(model, "_jax_state", None)
+        # On JAX, model.fit keeps the live weights in _jax_state between epoch ends and
+        # leaves the model's own variables stale; Keras publishes that state for callbacks.
+        if state and not getattr(model, "_jax_state_synced", True):
+            return list(state["trainable_variables"])
+        return [variable.value for variable in model.trainable_variables]
+
+    def _snapshot(self, values) -> None:
+        if self._snapshot_steps and self._snapshot_steps[-1] == self._step:
+            return
+        self._snapshots.append([np.array(keras.ops.convert_to_numpy(v), dtype=np.float32) for v in values])
+        self._snapshot_steps.append(self._step)
+
+    # -- Keras callback hooks ---------------------------------------------------------------
+    def on_train_begin(self, logs=None):
+        self._reset()
+        # "hidden/kernel", not "my_model/hidden/kernel": names that survive renaming the model.
+        prefix = f"{self.model.name}/"
+        self._names = [variable.path.removeprefix(prefix) for variable in self.model.trainable_variables]
+        self._steps_per_epoch = max(1, int(self.params.get("steps") or 1))
+        values = self._current_values()
+        self._initial = [keras.ops.copy(v) for v in values]
+        self._previous = self._initial
+        self._snapshot(values)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+        self._running = (0.0, 0.0)
+
+    def on_train_batch_end(self, batch, logs=None):
+        values = self._current_values()
+        norms, self._previous = self._norms(values, self._initial, self._previous)
+        self._pending_norms.append(norms)
+        self._step += 1
+        self._losses.append(self._batch_loss(batch, (logs or {}).get("loss", float("nan"))))
+        self._epochs.append(self._epoch)
+        if self.snapshot_every and self._step % self.snapshot_every == 0:
+            self._snapshot(values)
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._flush_norms()
+        self._snapshot(self._current_values())
+
+    def on_train_end(self, logs=None):
+        self._flush_norms()
+
+    def _flush_norms(self) -> None:
+        if self._pending_norms:
+            stacked = keras.ops.convert_to_numpy(keras.ops.stack(self._pending_norms))
+            self._norm_chunks.append(np.asarray(stacked, dtype=np.float64))
+            self._pending_norms = []
+
+    def _batch_loss(self, batch: int, running_mean: float) -> float:
+        """This batch's loss, from Keras's running mean over the epoch so far.
+
+        Keras logs the mean of the loss over the epoch's samples so far, m_t. With S_t samples
+        seen, the batch's own loss is (S_t·m_t − S_{t−1}·m_{t−1}) / b_t.
+        """
+        size = 1.0
+        if self.batch_size:
+            size = float(self.batch_size)
+            if self.samples and batch == self._steps_per_epoch - 1:
+                size = float(self.samples - batch * self.batch_size)
+        seen_before, mean_before = self._running
+        seen = seen_before + size
+        self._running = (seen, float(running_mean))
+        return (seen * float(running_mean) - seen_before * mean_before) / size
+
+    # -- results -------------------------------------------------------------------------
+    def result(self) -> TrackedWeights:
+        """Everything recorded so far, as numpy arrays."""
+        norms = np.concatenate(self._norm_chunks) if self._norm_chunks else np.zeros((0, 3, len(self._names)))
+        steps = np.asarray(self._snapshot_steps, dtype=np.int64)
+        return TrackedWeights(
+            variable_names=list(self._names),
+            snapshot_steps=steps,
+            snapshot_epochs=steps / self._steps_per_epoch,
+            snapshots={name: np.stack([snap[i] for snap in self._snapshots]) for i, name in enumerate(self._names)},
+            loss=np.asarray(self._losses, dtype=np.float64),
+            epoch=np.asarray(self._epochs, dtype=np.int64),
+            distance_from_init=norms[:, 0, :],
+            update_norm=norms[:, 1, :],
+            weight_norm=norms[:, 2, :],
+        )
