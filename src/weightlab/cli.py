@@ -10,7 +10,7 @@ import argparse
 import dataclasses
 import sys
 
-from weightlab.config import BACKENDS, OPTIMIZERS, RunConfig
+from weightlab.config import BACKENDS, OPTIMIZERS, TRAINING_PATHS, RunConfig
 from weightlab.errors import WeightlabError
 
 EXIT_USAGE = 2
@@ -44,6 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--seed", type=int, default=defaults.seed, help="seed for initialisation and data order (default %(default)s)")
     run.add_argument("--dataset", default=defaults.dataset, help="mnist, fashion_mnist or synthetic (default %(default)s)")
     run.add_argument("--backend", choices=BACKENDS, default=None, help="Keras backend (default: $KERAS_BACKEND, else jax)")
+    run.add_argument("--training-path", choices=TRAINING_PATHS, default=defaults.training_path,
+                     help="auto: the fused JAX loop on jax (same weights as model.fit, faster), else model.fit (default %(default)s)")
     run.add_argument("--snapshot-every", type=int, default=defaults.snapshot_every, metavar="N", help="also keep the weights every N steps (default: epoch ends only)")
     run.add_argument("--data-dir", default=None, help="a directory holding the dataset's .npz or IDX files")
     run.add_argument("--out", default="runs", help="where run directories go (default %(default)s)")

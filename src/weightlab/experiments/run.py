@@ -54,7 +54,7 @@ def run(
     """
     config = dataclasses.replace(config or RunConfig(), **overrides).resolved()
     keras = keras_for(config.backend)
-    from weightlab.train.keras_fit import TRAINING_PATH, evaluate, fit, to_inputs
+    from weightlab.train.keras_fit import evaluate, to_inputs
 
     dataset = data.load(config.dataset, data_dir=data_dir)
     fit_samples = len(dataset.x_train) - int(len(dataset.x_train) * config.validation_split)
@@ -65,7 +65,7 @@ def run(
         keras.utils.set_random_seed(config.seed)
         model = models.build(config, keras)
         x_train, x_test = to_inputs(dataset.x_train), to_inputs(dataset.x_test)
-        fitted = fit(model, x_train, dataset.y_train, config, progress=progress)
+        fitted = training_path(model, config).fit(model, x_train, dataset.y_train, config, progress=progress)
         tracked = fitted.tracked
         initial, final = tracked.initial(), tracked.final()
         # "Before" is measured after training, on the initial weights the tracker kept:
@@ -81,7 +81,7 @@ def run(
             "run_id": writer.run_id,
             "weightlab_version": weightlab.__version__,
             "backend": config.backend,
-            "training_path": TRAINING_PATH,
+            "training_path": fitted.path,
             "dataset": config.dataset,
             "dataset_source": dataset.source,
             "data_seconds": dataset.seconds,
@@ -114,6 +114,21 @@ def run(
         writer.write_json("summary.json", summary)
         path = writer.commit()
     return Run(path=path, config=config, summary=json.loads(dumps(summary)))
+
+
+def training_path(model, config: RunConfig):
+    """The module that trains ``model``: the fused JAX loop where it applies, else model.fit."""
+    from weightlab.train import keras_fit
+
+    if config.training_path == "keras.fit" or config.backend != "jax":
+        return keras_fit
+    from weightlab.train import fused_jax
+
+    if fused_jax.applies(model, config):
+        return fused_jax
+    if config.training_path == "fused-jax":
+        raise ConfigError("this model has non-trainable state the fused-jax path does not drive; pass --training-path keras.fit")
+    return keras_fit
 
 
 def weight_samples(initial: dict[str, np.ndarray], final: dict[str, np.ndarray]) -> list[dict]:

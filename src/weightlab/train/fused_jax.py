@@ -1,0 +1,211 @@
+"""The fast path on JAX: the Keras model and optimizer driven statelessly in one jitted scan.
+
+`model.fit` dispatches one jitted step per batch from Python and, with a per-step callback,
+synchronises on every step. Here a whole epoch (or the stretch between two snapshots) is one
+`lax.scan` over batch indices into data that already lives on the device, and the tracker's
+per-step norms are computed inside the scan. The semantics are `model.fit`'s:
+
+* the same initialisation (the Keras model's own variables),
+* the same validation split (the last fraction of the training arrays, before shuffling),
+* the same data order: Keras's JAX data adapter draws ``np.random.permutation(n)`` once per
+  epoch from numpy's global generator, seeded by ``keras.utils.set_random_seed``; so does this,
+* the same loss (Keras's sparse categorical cross-entropy on probabilities, averaged over the
+  batch; the last, smaller batch is padded and masked, so its mean is over its real samples),
+* the same optimizer update (``optimizer.stateless_apply``) and the same epoch metrics
+  (sample-weighted mean loss, accuracy; validation loss and accuracy at each epoch's end).
+"""
+
+from __future__ import annotations
+
+import time
+
+import jax
+import jax.numpy as jnp
+import keras
+import numpy as np
+
+from weightlab.config import RunConfig
+from weightlab.train.keras_fit import FitResult, ProgressHook
+from weightlab.train.tracker import TrackedWeights
+
+TRAINING_PATH = "fused-jax"
+
+
+def applies(model, config: RunConfig) -> bool:
+    """The fused path drives models without non-trainable state (no batch-norm statistics, no dropout RNG)."""
+    return keras.backend.backend() == "jax" and not model.non_trainable_variables
+
+
+def _fit_would_build(model) -> bool:
+    """Whether `model.fit` would first iterate its data once to build the compiled loss and metrics.
+
+    That pass draws one shuffling permutation that no epoch uses; to follow `model.fit`'s data
+    order the fused path must draw it too. (The equivalence test notices if Keras changes this.)
+    """
+    compiled = [getattr(model, "_compile_loss", None), getattr(model, "_compile_metrics", None)]
+    return not all(layer.built for layer in model._flatten_layers()) or any(part is not None and not part.built for part in compiled)
+
+
+def _padded(rows: np.ndarray, first: int, length: int, chunk_length: int) -> np.ndarray:
+    """rows[first:first + length], padded with copies of its first row to chunk_length rows."""
+    part = rows[first : first + length]
+    return np.concatenate([part, np.repeat(part[:1], chunk_length - length, axis=0)]) if length < chunk_length else part
+
+
+def _chunks(steps_per_epoch: int, epochs: int, snapshot_every: int) -> list[tuple[int, int, int]]:
+    """(epoch, first step in the epoch, number of steps) for each stretch between snapshots."""
+    chunks = []
+    for epoch in range(epochs):
+        start = 0
+        while start < steps_per_epoch:
+            global_step = epoch * steps_per_epoch + start
+            length = steps_per_epoch - start
+            if snapshot_every:
+                length = min(length, snapshot_every - global_step % snapshot_every)
+            chunks.append((epoch, start, length))
+            start += length
+    return chunks
+
+
+class _Program:
+    """The jitted pieces: a chunk of training steps, and an evaluation over a whole array."""
+
+    def __init__(self, model, batch_size: int):
+        optimizer = model.optimizer
+
+        def loss_and_outputs(trainable, non_trainable, x, y, mask):
+            probs, non_trainable = model.stateless_call(trainable, non_trainable, x, training=True)
+            per_sample = keras.losses.sparse_categorical_crossentropy(y, probs)
+            loss = jnp.sum(per_sample * mask) / jnp.sum(mask)
+            return loss, (probs, non_trainable)
+
+        grad_fn = jax.value_and_grad(loss_and_outputs, has_aux=True)
+
+        def norms(values):
+            return jnp.stack([jnp.sqrt(jnp.sum(jnp.square(v))) for v in values])
+
+        def one_step(carry, inputs, x_all, y_all, initial):
+            trainable, non_trainable, optimizer_vars = carry
+            indices, mask = inputs
+            x, y = x_all[indices], y_all[indices]
+            (loss, (probs, non_trainable)), grads = grad_fn(trainable, non_trainable, x, y, mask)
+            new_trainable, optimizer_vars = optimizer.stateless_apply(optimizer_vars, grads, trainable)
+            correct = jnp.sum((jnp.argmax(probs, axis=-1) == y) * mask)
+            step_norms = jnp.stack([
+                norms([n - i for n, i in zip(new_trainable, initial)]),
+                norms([n - o for n, o in zip(new_trainable, trainable)]),
+                norms(new_trainable),
+            ])
+            return (new_trainable, non_trainable, optimizer_vars), (loss, correct, step_norms)
+
+        def maybe_step(carry, inputs, x_all, y_all, initial):
+            # Chunks have one fixed length (one compilation); steps past a chunk's real end are skipped.
+            indices, mask, active = inputs
+            outputs_shape = (jnp.zeros((), jnp.float32), jnp.zeros((), jnp.float32), jnp.zeros((3, len(initial)), jnp.float32))
+            return jax.lax.cond(
+                active,
+                lambda c: one_step(c, (indices, mask), x_all, y_all, initial),
+                lambda c: (c, outputs_shape),
+                carry,
+            )
+
+        def chunk(state, indices, masks, active, x_all, y_all, initial):
+            return jax.lax.scan(lambda carry, inputs: maybe_step(carry, inputs, x_all, y_all, initial), state, (indices, masks, active))
+
+        def evaluate(trainable, non_trainable, x, y):
+            probs, _ = model.stateless_call(trainable, non_trainable, x, training=False)
+            loss = jnp.mean(keras.losses.sparse_categorical_crossentropy(y, probs))
+            return loss, jnp.mean(jnp.argmax(probs, axis=-1) == y)
+
+        self.chunk = jax.jit(chunk, donate_argnums=0)
+        self.evaluate = jax.jit(evaluate)
+
+
+def fit(model, x_train: np.ndarray, y_train: np.ndarray, config: RunConfig, progress: ProgressHook | None = None) -> FitResult:
+    """Train ``model`` as ``model.fit`` would, in jitted chunks; the model holds the trained weights after."""
+    samples = len(x_train)
+    fit_samples = samples - int(samples * config.validation_split)
+    batch = config.batch_size
+    steps_per_epoch = -(-fit_samples // batch)
+    total_steps = steps_per_epoch * config.epochs
+
+    x_fit, y_fit = jnp.asarray(x_train[:fit_samples]), jnp.asarray(y_train[:fit_samples], dtype=jnp.int32)
+    x_val, y_val = jnp.asarray(x_train[fit_samples:]), jnp.asarray(y_train[fit_samples:], dtype=jnp.int32)
+
+    model.optimizer.build(model.trainable_variables)
+    names = [v.path.removeprefix(f"{model.name}/") for v in model.trainable_variables]
+    trainable = [v.value for v in model.trainable_variables]
+    state = (trainable, [v.value for v in model.non_trainable_variables], [v.value for v in model.optimizer.variables])
+    initial = [jnp.array(v, copy=True) for v in trainable]
+    program = _Program(model, batch)
+
+    snapshots = [[np.asarray(v, dtype=np.float32) for v in trainable]]
+    snapshot_steps = [0]
+    losses, corrects, step_norms = [], [], []
+    history: dict[str, list[float]] = {"accuracy": [], "loss": [], "val_accuracy": [], "val_loss": []}
+    epoch_seconds: list[float] = []
+    # Batch b of an epoch holds positions [b·B, (b+1)·B) of that epoch's permutation; the last
+    # batch is padded with position 0 and masked out.
+    positions = np.arange(steps_per_epoch * batch)
+    masks_epoch = (positions < fit_samples).astype(np.float32).reshape(steps_per_epoch, batch)
+
+    if _fit_would_build(model):
+        np.random.permutation(fit_samples)  # Keras's build pass draws (and discards) one permutation
+    chunk_length = min(config.snapshot_every, steps_per_epoch) if config.snapshot_every else steps_per_epoch
+    start = time.perf_counter()
+    order = None
+    epoch_start = start
+    for epoch, first, length in _chunks(steps_per_epoch, config.epochs, config.snapshot_every):
+        if first == 0:
+            order = np.random.permutation(fit_samples)  # what Keras's data adapter draws, in the same place
+            order_padded = np.concatenate([order, np.zeros(len(positions) - fit_samples, dtype=order.dtype)]).reshape(steps_per_epoch, batch)
+            epoch_start = time.perf_counter()
+        indices, masks = _padded(order_padded, first, length, chunk_length), _padded(masks_epoch, first, length, chunk_length)
+        active = np.arange(chunk_length) < length
+        state, (loss, correct, chunk_norms) = program.chunk(state, indices, masks, active, x_fit, y_fit, initial)
+        losses.append(loss[:length])
+        corrects.append(correct[:length])
+        step_norms.append(chunk_norms[:length])
+        done = epoch * steps_per_epoch + first + length
+        epoch_ended = first + length == steps_per_epoch
+        if epoch_ended or (config.snapshot_every and done % config.snapshot_every == 0):
+            snapshots.append([np.asarray(v, dtype=np.float32) for v in state[0]])
+            snapshot_steps.append(done)
+        if epoch_ended:
+            epoch_losses = np.concatenate([np.asarray(l, dtype=np.float64) for l in losses])[-steps_per_epoch:]
+            epoch_correct = np.concatenate([np.asarray(c) for c in corrects])[-steps_per_epoch:]
+            sizes = masks_epoch.sum(axis=1)
+            val_loss, val_accuracy = program.evaluate(state[0], state[1], x_val, y_val) if len(x_val) else (np.nan, np.nan)
+            history["loss"].append(float((epoch_losses * sizes).sum() / sizes.sum()))
+            history["accuracy"].append(float(epoch_correct.sum() / fit_samples))
+            history["val_loss"].append(float(val_loss))
+            history["val_accuracy"].append(float(val_accuracy))
+            epoch_seconds.append(time.perf_counter() - epoch_start)
+            if progress:
+                logs = {key: values[-1] for key, values in history.items()}
+                progress(done, total_steps, dict(logs, epoch=epoch + 1, seconds=epoch_seconds[-1]))
+        elif progress:
+            progress(done, total_steps, None)
+    train_seconds = time.perf_counter() - start
+
+    for variable, value in zip(model.trainable_variables, state[0]):
+        variable.assign(value)
+    for variable, value in zip(model.optimizer.variables, state[2]):
+        variable.assign(value)
+
+    norms = np.concatenate([np.asarray(n, dtype=np.float64) for n in step_norms])
+    steps = np.asarray(snapshot_steps, dtype=np.int64)
+    tracked = TrackedWeights(
+        variable_names=names,
+        snapshot_steps=steps,
+        snapshot_epochs=steps / steps_per_epoch,
+        snapshots={name: np.stack([snap[i] for snap in snapshots]) for i, name in enumerate(names)},
+        loss=np.concatenate([np.asarray(l, dtype=np.float64) for l in losses]),
+        epoch=np.repeat(np.arange(config.epochs), steps_per_epoch),
+        distance_from_init=norms[:, 0, :],
+        update_norm=norms[:, 1, :],
+        weight_norm=norms[:, 2, :],
+    )
+    if not len(x_val):
+        history = {key: values for key, values in history.items() if not key.startswith("val_")}
+    return FitResult(history=history, epoch_seconds=epoch_seconds, train_seconds=train_seconds, steps=total_steps, tracked=tracked, path=TRAINING_PATH)

@@ -1,0 +1,66 @@
+"""The fused JAX loop against Keras's own model.fit: same seed, same weights."""
+
+import numpy as np
+import pytest
+
+from weightlab.backend import keras_for
+
+keras = keras_for("jax")
+from weightlab import data, models  # noqa: E402
+from weightlab.config import RunConfig  # noqa: E402
+from weightlab.train import fused_jax, keras_fit  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def small():
+    arrays = data.load("synthetic")
+    # 600 images: 540 to fit (17 batches of 32, the last of 28) and 60 to validate
+    return keras_fit.to_inputs(arrays.x_train[:600]), arrays.y_train[:600]
+
+
+def train(module, x, y, config, evaluate_first=False):
+    keras.utils.set_random_seed(config.seed)
+    model = models.build(config, keras)
+    if evaluate_first:  # a built model: model.fit skips its data-drawing build pass
+        model.evaluate(x[:10], y[:10], verbose=0)
+    return model, module.fit(model, x, y, config)
+
+
+@pytest.mark.parametrize("snapshot_every, evaluate_first", [(0, False), (7, True)])
+def test_fused_path_matches_model_fit(small, snapshot_every, evaluate_first):
+    config = RunConfig(dataset="synthetic", epochs=2, hidden=16, seed=3, snapshot_every=snapshot_every)
+    reference_model, reference = train(keras_fit, *small, config, evaluate_first)
+    fused_model, fused = train(fused_jax, *small, config, evaluate_first)
+    assert fused.path == "fused-jax" and reference.path == "keras.fit"
+    # same initialisation, same data order, same updates: the weights agree to float32 rounding
+    for a, b in zip(fused_model.get_weights(), reference_model.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    assert fused.tracked.snapshot_steps.tolist() == reference.tracked.snapshot_steps.tolist()
+    for name in fused.tracked.variable_names:
+        np.testing.assert_allclose(fused.tracked.snapshots[name], reference.tracked.snapshots[name], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(fused.tracked.loss, reference.tracked.loss, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(fused.tracked.distance_from_init, reference.tracked.distance_from_init, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(fused.tracked.update_norm, reference.tracked.update_norm, rtol=1e-3, atol=1e-6)
+    for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
+        np.testing.assert_allclose(fused.history[key], reference.history[key], rtol=1e-5, atol=1e-6)
+    assert fused.steps == reference.steps == 2 * 17
+
+
+def test_chunks_split_at_snapshots_and_epoch_ends():
+    assert fused_jax._chunks(5, 2, 0) == [(0, 0, 5), (1, 0, 5)]
+    # snapshots every 3 global steps: 3, 6, 9 and the epoch ends 5, 10
+    assert fused_jax._chunks(5, 2, 3) == [(0, 0, 3), (0, 3, 2), (1, 0, 1), (1, 1, 3), (1, 4, 1)]
+
+
+def test_run_picks_the_path_it_claims(tmp_path):
+    import weightlab
+    from weightlab.experiments.run import training_path
+
+    model = models.build(RunConfig(dataset="synthetic"), keras)
+    assert training_path(model, RunConfig(backend="jax")) is fused_jax
+    assert training_path(model, RunConfig(backend="jax", training_path="keras.fit")) is keras_fit
+    assert training_path(model, RunConfig(backend="tensorflow")) is keras_fit
+    run = weightlab.run(dataset="synthetic", epochs=1, out=tmp_path, backend="jax", training_path="keras.fit")
+    assert run.summary["training_path"] == "keras.fit"
+    run = weightlab.run(dataset="synthetic", epochs=1, out=tmp_path, backend="jax")
+    assert run.summary["training_path"] == "fused-jax"
