@@ -55,3 +55,31 @@ def compile_function(keras, function):
 
         return torch.no_grad()(function)
     return function
+
+
+def set_random_seed(keras, seed: int) -> None:
+    """What ``keras.utils.set_random_seed`` does, without importing TensorFlow when it is not in use.
+
+    Keras seeds Python's and numpy's generators, its own global seed generator, and
+    TensorFlow's if TensorFlow is installed — importing it (≈2.5 s) even on JAX. On other
+    backends, with TensorFlow not yet imported, nothing of TensorFlow's can be drawn from,
+    so seeding the rest gives the same random streams.
+    """
+    if keras.backend.backend() == "tensorflow" or "tensorflow" in sys.modules:
+        keras.utils.set_random_seed(seed)
+        return
+    import random
+
+    import numpy as np
+    from keras.src.backend.common import global_state
+    from keras.src.random import seed_generator
+    from keras.src.utils import rng_utils
+
+    global_state.set_global_attribute(rng_utils.GLOBAL_RANDOM_SEED, seed)
+    global_state.set_global_attribute(seed_generator.GLOBAL_SEED_GENERATOR, None)
+    random.seed(seed)
+    np.random.seed(seed)
+    if keras.backend.backend() == "torch":
+        import torch
+
+        torch.manual_seed(seed)

@@ -18,7 +18,7 @@ import weightlab
 from weightlab import data, models
 from weightlab.analysis.inputs import frozen_inputs
 from weightlab.analysis.weights import layer_changes
-from weightlab.backend import keras_for
+from weightlab.backend import keras_for, set_random_seed
 from weightlab.config import RunConfig
 from weightlab.errors import ConfigError
 from weightlab.store import FORMAT_VERSION, Run, RunWriter, dumps, new_run_id
@@ -62,7 +62,7 @@ def run(
         raise ConfigError(f"batch_size {config.batch_size} is larger than the {fit_samples} training samples; pass a smaller --batch-size")
 
     with RunWriter(out, new_run_id(config)) as writer:
-        keras.utils.set_random_seed(config.seed)
+        set_random_seed(keras, config.seed)
         model = models.build(config, keras)
         x_train, x_test = to_inputs(dataset.x_train), to_inputs(dataset.x_test)
         fitted = training_path(model, config).fit(model, x_train, dataset.y_train, config, progress=progress)
