@@ -47,6 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--training-path", choices=TRAINING_PATHS, default=defaults.training_path,
                      help="auto: the fused JAX loop on jax (same weights as model.fit, faster), else model.fit (default %(default)s)")
     run.add_argument("--snapshot-every", type=int, default=defaults.snapshot_every, metavar="N", help="also keep the weights every N steps (default: epoch ends only)")
+    run.add_argument("--no-step-stats", dest="step_stats", action="store_false",
+                     help="skip the per-step weight norms (snapshots are still kept); for measuring their cost")
     run.add_argument("--data-dir", default=None, help="a directory holding the dataset's .npz or IDX files")
     run.add_argument("--out", default="runs", help="where run directories go (default %(default)s)")
 

@@ -70,7 +70,7 @@ def _chunks(steps_per_epoch: int, epochs: int, snapshot_every: int) -> list[tupl
 class _Program:
     """The jitted pieces: a chunk of training steps, and an evaluation over a whole array."""
 
-    def __init__(self, model, batch_size: int):
+    def __init__(self, model, batch_size: int, step_stats: bool = True):
         optimizer = model.optimizer
 
         def loss_and_outputs(trainable, non_trainable, x, y, mask):
@@ -91,11 +91,14 @@ class _Program:
             (loss, (probs, non_trainable)), grads = grad_fn(trainable, non_trainable, x, y, mask)
             new_trainable, optimizer_vars = optimizer.stateless_apply(optimizer_vars, grads, trainable)
             correct = jnp.sum((jnp.argmax(probs, axis=-1) == y) * mask)
-            step_norms = jnp.stack([
-                norms([n - i for n, i in zip(new_trainable, initial)]),
-                norms([n - o for n, o in zip(new_trainable, trainable)]),
-                norms(new_trainable),
-            ])
+            if step_stats:
+                step_norms = jnp.stack([
+                    norms([n - i for n, i in zip(new_trainable, initial)]),
+                    norms([n - o for n, o in zip(new_trainable, trainable)]),
+                    norms(new_trainable),
+                ])
+            else:
+                step_norms = jnp.full((3, len(initial)), jnp.nan, dtype=jnp.float32)
             return (new_trainable, non_trainable, optimizer_vars), (loss, correct, step_norms)
 
         def maybe_step(carry, inputs, x_all, y_all, initial):
@@ -137,7 +140,7 @@ def fit(model, x_train: np.ndarray, y_train: np.ndarray, config: RunConfig, prog
     trainable = [v.value for v in model.trainable_variables]
     state = (trainable, [v.value for v in model.non_trainable_variables], [v.value for v in model.optimizer.variables])
     initial = [jnp.array(v, copy=True) for v in trainable]
-    program = _Program(model, batch)
+    program = _Program(model, batch, step_stats=config.step_stats)
 
     snapshots = [[np.asarray(v, dtype=np.float32) for v in trainable]]
     snapshot_steps = [0]

@@ -68,7 +68,7 @@ def fit(model, x_train: np.ndarray, y_train: np.ndarray, config: RunConfig, prog
     """``model.fit`` exactly as the tutorial calls it, with a WeightTracker and a clock attached."""
     samples = len(x_train)
     fit_samples = samples - int(samples * config.validation_split)
-    tracker = WeightTracker(snapshot_every=config.snapshot_every, batch_size=config.batch_size, samples=fit_samples)
+    tracker = WeightTracker(snapshot_every=config.snapshot_every, batch_size=config.batch_size, samples=fit_samples, step_stats=config.step_stats)
     clock = _EpochClock(progress)
     start = time.perf_counter()
     history = model.fit(

@@ -63,13 +63,16 @@ def _step_norms(current, initial, previous):
 class WeightTracker(keras.callbacks.Callback):
     """Records weight snapshots and per-step weight statistics during ``model.fit``.
 
+    With ``step_stats=False`` only the snapshots and the per-step loss are kept (the norms read NaN).
+
     ``batch_size`` and ``samples`` (the number of training examples) let it weigh a final,
     smaller batch exactly when it recovers each batch's loss from Keras's running mean;
     without them every batch of an epoch is taken to be the same size.
     """
 
-    def __init__(self, snapshot_every: int = 0, batch_size: int | None = None, samples: int | None = None):
+    def __init__(self, snapshot_every: int = 0, batch_size: int | None = None, samples: int | None = None, step_stats: bool = True):
         super().__init__()
+        self.step_stats = step_stats
         if snapshot_every < 0:
             raise ValueError(f"snapshot_every must be >= 0, got {snapshot_every}")
         self.snapshot_every = snapshot_every
@@ -125,8 +128,9 @@ class WeightTracker(keras.callbacks.Callback):
 
     def on_train_batch_end(self, batch, logs=None):
         values = self._current_values()
-        norms, self._previous = self._norms(values, self._initial, self._previous)
-        self._pending_norms.append(norms)
+        if self.step_stats:
+            norms, self._previous = self._norms(values, self._initial, self._previous)
+            self._pending_norms.append(norms)
         self._step += 1
         self._losses.append(self._batch_loss(batch, (logs or {}).get("loss", float("nan"))))
         self._epochs.append(self._epoch)
@@ -165,7 +169,7 @@ class WeightTracker(keras.callbacks.Callback):
     # -- results -------------------------------------------------------------------------
     def result(self) -> TrackedWeights:
         """Everything recorded so far, as numpy arrays."""
-        norms = np.concatenate(self._norm_chunks) if self._norm_chunks else np.zeros((0, 3, len(self._names)))
+        norms = np.concatenate(self._norm_chunks) if self._norm_chunks else np.full((len(self._losses), 3, len(self._names)), np.nan)
         steps = np.asarray(self._snapshot_steps, dtype=np.int64)
         return TrackedWeights(
             variable_names=list(self._names),

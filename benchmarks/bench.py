@@ -1,0 +1,102 @@
+"""weightlab against the plain Keras script of the tutorial, side by side in one invocation.
+
+    make bench                 # or: .venv/bin/python benchmarks/bench.py [--repeats 3]
+
+Each contender runs as a whole process (imports, data, compilation and all), alternating
+with the others, ``--repeats`` times. The table gives medians: whole-process seconds, µs per
+training step (training time / steps, validation included), the ratio to the plain
+TensorFlow script, test accuracy and peak resident memory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+HERE = Path(__file__).resolve().parent
+PYTHON = sys.executable
+WEIGHTLAB = [PYTHON, "-m", "weightlab.cli"]
+
+# A wrapper that runs a command and reports its own peak memory: RUSAGE_CHILDREN of a fresh
+# process is the peak of that one child, not of every process this benchmark has started.
+MEASURE = (
+    "import resource, subprocess, sys, time, json\n"
+    "start = time.perf_counter()\n"
+    "result = subprocess.run(sys.argv[1:], capture_output=True, text=True)\n"
+    "seconds = time.perf_counter() - start\n"
+    "peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024\n"
+    "print(json.dumps({'rc': result.returncode, 'seconds': seconds, 'peak_bytes': peak, 'stdout': result.stdout, 'stderr': result.stderr[-2000:]}))\n"
+)
+
+
+def contenders(out: str) -> dict[str, tuple[list[str], dict[str, str]]]:
+    run = WEIGHTLAB + ["run", "--json", "--out", out]
+    return {
+        "tutorial script, Keras/TensorFlow": ([PYTHON, str(HERE / "tutorial_keras.py")], {"KERAS_BACKEND": "tensorflow"}),
+        "tutorial script, Keras/JAX": ([PYTHON, str(HERE / "tutorial_keras.py")], {"KERAS_BACKEND": "jax"}),
+        "weightlab run (tracking on)": (run, {}),
+        "weightlab run (tracking off)": (run + ["--no-step-stats"], {}),
+    }
+
+
+def measure(command: list[str], env: dict[str, str]) -> dict:
+    result = subprocess.run([PYTHON, "-c", MEASURE, *command], capture_output=True, text=True, env={**os.environ, **env})
+    record = json.loads(result.stdout)
+    if record["rc"] != 0:
+        raise SystemExit(f"benchmark command failed: {' '.join(command)}\n{record['stderr']}")
+    # the plain script prints Keras epoch lines then one JSON line; weightlab --json prints one JSON document
+    stdout = record["stdout"].strip()
+    output = json.loads(stdout) if stdout.startswith("{") else json.loads(stdout.splitlines()[-1])
+    return {
+        "seconds": record["seconds"],
+        "peak_bytes": record["peak_bytes"],
+        "train_seconds": output["train_seconds"],
+        "steps": output["steps"],
+        "test_accuracy": output.get("test_accuracy", output.get("test_accuracy_after")),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    console = Console(width=150)
+    with tempfile.TemporaryDirectory(prefix="weightlab-bench-") as out:
+        runs = contenders(out)
+        results: dict[str, list[dict]] = {name: [] for name in runs}
+        for repeat in range(args.repeats):
+            for name, (command, env) in runs.items():  # alternating, so drift hits every contender alike
+                console.print(f"[dim]repeat {repeat + 1}/{args.repeats}: {name}[/]")
+                results[name].append(measure(command, env))
+
+    baseline = statistics.median(r["seconds"] for r in results["tutorial script, Keras/TensorFlow"])
+    table = Table(title=f"The tutorial's experiment, whole process, median of {args.repeats} ({time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores, {platform.machine()})")
+    for column in ("what", "whole process", "train", "µs/step", "× faster than TF script", "test acc", "peak memory"):
+        table.add_column(column, justify="left" if column == "what" else "right")
+    for name, records in results.items():
+        seconds = statistics.median(r["seconds"] for r in records)
+        train = statistics.median(r["train_seconds"] for r in records)
+        table.add_row(
+            name, f"{seconds:.1f} s", f"{train:.1f} s", f"{1e6 * train / records[0]['steps']:,.0f}",
+            f"{baseline / seconds:.2f}", f"{statistics.median(r['test_accuracy'] for r in records):.4f}",
+            f"{statistics.median(r['peak_bytes'] for r in records) / 2**30:.2f} GiB",
+        )
+    on = statistics.median(r["train_seconds"] for r in results["weightlab run (tracking on)"])
+    off = statistics.median(r["train_seconds"] for r in results["weightlab run (tracking off)"])
+    console.print(table)
+    console.print(f"Per-step tracking costs {100 * (on / off - 1):+.1f}% of training time (median train seconds, on vs off).")
+
+
+if __name__ == "__main__":
+    main()
