@@ -28,6 +28,31 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--debug", action="store_true", help="show the full traceback of an error")
 
 
+def _run_flags(parser: argparse.ArgumentParser, defaults: RunConfig) -> None:
+    """The flags of a RunConfig, shared by every command that trains."""
+    _common(parser)
+    parser.add_argument("--hidden", type=int, default=defaults.hidden, help="hidden units (default %(default)s)")
+    parser.add_argument("--epochs", type=int, default=defaults.epochs, help="epochs (default %(default)s)")
+    parser.add_argument("--batch-size", type=int, default=defaults.batch_size, help="batch size (default %(default)s)")
+    parser.add_argument("--learning-rate", type=float, default=defaults.learning_rate, help="learning rate (default %(default)s)")
+    parser.add_argument("--optimizer", choices=OPTIMIZERS, default=defaults.optimizer, help="optimizer (default %(default)s)")
+    parser.add_argument("--seed", type=int, default=defaults.seed, help="seed for initialisation and data order (default %(default)s)")
+    parser.add_argument("--dataset", default=defaults.dataset, help="mnist, fashion_mnist or synthetic (default %(default)s)")
+    parser.add_argument("--backend", choices=BACKENDS, default=None, help="Keras backend (default: $KERAS_BACKEND, else jax)")
+    parser.add_argument("--training-path", choices=TRAINING_PATHS, default=defaults.training_path,
+                        help="auto: the fused JAX loop on jax (same weights as model.fit, faster), else model.fit (default %(default)s)")
+    parser.add_argument("--snapshot-every", type=int, default=defaults.snapshot_every, metavar="N", help="also keep the weights every N steps (default: epoch ends only)")
+    parser.add_argument("--shuffle-labels", action="store_true", help="a control: train on the labels permuted once")
+    parser.add_argument("--no-step-stats", dest="step_stats", action="store_false",
+                        help="skip the per-step weight norms (snapshots are still kept); for measuring their cost")
+    parser.add_argument("--data-dir", default=None, help="a directory holding the dataset's .npz or IDX files")
+
+
+def _config(args) -> RunConfig:
+    fields = {field.name for field in dataclasses.fields(RunConfig)}
+    return RunConfig(**{key: value for key, value in vars(args).items() if key in fields})
+
+
 def build_parser() -> argparse.ArgumentParser:
     defaults = RunConfig()
     parser = _Parser(prog="weightlab", description="See, and prove, how training changes a neural network's weights.")
@@ -35,22 +60,13 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser, metavar="COMMAND")
 
     run = commands.add_parser("run", help="the tutorial's experiment: train, track every weight, explain what changed")
-    _common(run)
-    run.add_argument("--hidden", type=int, default=defaults.hidden, help="hidden units (default %(default)s)")
-    run.add_argument("--epochs", type=int, default=defaults.epochs, help="epochs (default %(default)s)")
-    run.add_argument("--batch-size", type=int, default=defaults.batch_size, help="batch size (default %(default)s)")
-    run.add_argument("--learning-rate", type=float, default=defaults.learning_rate, help="learning rate (default %(default)s)")
-    run.add_argument("--optimizer", choices=OPTIMIZERS, default=defaults.optimizer, help="optimizer (default %(default)s)")
-    run.add_argument("--seed", type=int, default=defaults.seed, help="seed for initialisation and data order (default %(default)s)")
-    run.add_argument("--dataset", default=defaults.dataset, help="mnist, fashion_mnist or synthetic (default %(default)s)")
-    run.add_argument("--backend", choices=BACKENDS, default=None, help="Keras backend (default: $KERAS_BACKEND, else jax)")
-    run.add_argument("--training-path", choices=TRAINING_PATHS, default=defaults.training_path,
-                     help="auto: the fused JAX loop on jax (same weights as model.fit, faster), else model.fit (default %(default)s)")
-    run.add_argument("--snapshot-every", type=int, default=defaults.snapshot_every, metavar="N", help="also keep the weights every N steps (default: epoch ends only)")
-    run.add_argument("--no-step-stats", dest="step_stats", action="store_false",
-                     help="skip the per-step weight norms (snapshots are still kept); for measuring their cost")
-    run.add_argument("--data-dir", default=None, help="a directory holding the dataset's .npz or IDX files")
+    _run_flags(run, defaults)
     run.add_argument("--out", default="runs", help="where run directories go (default %(default)s)")
+
+    prove = commands.add_parser("prove", help="the experiment against controls, over seeds, with a verdict")
+    _run_flags(prove, defaults)
+    prove.add_argument("--seeds", type=int, default=3, help="how many seeds, from --seed on (default %(default)s)")
+    prove.add_argument("--out", default="proofs", help="where proof directories go (default %(default)s)")
 
     data = commands.add_parser("data", help="fetch, verify and describe datasets")
     data_commands = data.add_subparsers(dest="data_command", required=True, parser_class=_Parser, metavar="ACTION")
@@ -82,9 +98,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _dispatch(args) -> int:
-    if args.command == "run":
-        return _run(args)
-    return _data(args)
+    return {"run": _run, "prove": _prove, "data": _data}[args.command](args)
 
 
 def _run(args) -> int:
@@ -92,14 +106,27 @@ def _run(args) -> int:
     from weightlab.report import terminal
     from weightlab.store import dumps
 
-    fields = {field.name for field in dataclasses.fields(RunConfig)}
-    config = RunConfig(**{key: value for key, value in vars(args).items() if key in fields})
+    config = _config(args)
     with terminal.training_progress(config.epochs, show_bar=not args.json, show_epochs=not args.json) as hook:
         result = run(config, out=args.out, data_dir=args.data_dir, progress=hook)
     if args.json:
         print(dumps(result.summary))
     else:
         terminal.print_run(result.summary, result.path)
+    return 0
+
+
+def _prove(args) -> int:
+    from weightlab.experiments.prove import prove
+    from weightlab.report import terminal
+    from weightlab.store import dumps
+
+    with terminal.stage_progress(show=not args.json) as hook:
+        proof = prove(_config(args), seeds=args.seeds, out=args.out, data_dir=args.data_dir, progress=hook)
+    if args.json:
+        print(dumps(proof.result))
+    else:
+        terminal.print_proof(proof.result, proof.path)
     return 0
 
 

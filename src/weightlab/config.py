@@ -33,6 +33,8 @@ class RunConfig:
     optimizer: str = "adam"
     validation_split: float = 0.1
     seed: int = 0
+    # A control: train on the training labels permuted once (by the seed), so nothing can be learned.
+    shuffle_labels: bool = False
     # Weights are always kept at step 0 and at each epoch's end; this adds one every N steps.
     snapshot_every: int = 0
     # Per-step weight statistics (‖W_t − W_0‖, update norm, weight norm); off only to measure their cost.
@@ -95,8 +97,9 @@ def validate(config: RunConfig) -> None:
     split = config.validation_split
     if isinstance(split, bool) or not isinstance(split, (int, float)) or not 0 <= split < 1:
         raise ConfigError(f"validation_split must be in [0, 1), got {split!r}")
-    if not isinstance(config.step_stats, bool):
-        raise ConfigError(f"step_stats must be true or false, got {config.step_stats!r}")
+    for flag in ("step_stats", "shuffle_labels"):
+        if not isinstance(getattr(config, flag), bool):
+            raise ConfigError(f"{flag} must be true or false, got {getattr(config, flag)!r}")
     if config.training_path not in TRAINING_PATHS:
         raise ConfigError(f"unknown training path {config.training_path!r}: choose one of {', '.join(TRAINING_PATHS)}")
     if config.training_path == "fused-jax" and config.backend not in (None, "jax"):

@@ -18,7 +18,7 @@ def build(config: RunConfig, keras):
     """
     model = keras.Sequential(
         [
-            keras.Input(shape=(INPUT_SIZE,)),
+            keras.Input(shape=(INPUT_SIZE,), name="pixels"),
             keras.layers.Dense(config.hidden, activation="relu", name=LAYER_NAMES[0]),
             keras.layers.Dense(CLASSES, activation="softmax", name=LAYER_NAMES[1]),
         ],
@@ -41,7 +41,7 @@ def make_optimizer(config: RunConfig, keras):
         "adagrad": keras.optimizers.Adagrad,
         "nadam": keras.optimizers.Nadam,
     }
-    return classes[config.optimizer](learning_rate=config.learning_rate)
+    return classes[config.optimizer](learning_rate=config.learning_rate, name=config.optimizer)
 
 
 def parameter_count(config: RunConfig) -> int:

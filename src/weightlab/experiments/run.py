@@ -65,7 +65,8 @@ def run(
         set_random_seed(keras, config.seed)
         model = models.build(config, keras)
         x_train, x_test = to_inputs(dataset.x_train), to_inputs(dataset.x_test)
-        fitted = training_path(model, config).fit(model, x_train, dataset.y_train, config, progress=progress)
+        y_train = training_labels(dataset.y_train, config)
+        fitted = training_path(model, config).fit(model, x_train, y_train, config, progress=progress)
         tracked = fitted.tracked
         initial, final = tracked.initial(), tracked.final()
         # "Before" is measured after training, on the initial weights the tracker kept:
@@ -114,6 +115,17 @@ def run(
         writer.write_json("summary.json", summary)
         path = writer.commit()
     return Run(path=path, config=config, summary=json.loads(dumps(summary)))
+
+
+def training_labels(labels: np.ndarray, config: RunConfig) -> np.ndarray:
+    """The labels training sees: as given, or for the shuffled-labels control permuted once.
+
+    The permutation has its own generator, so the initialisation and data order stay those
+    of the unshuffled run with the same seed: the two runs differ in the labels alone.
+    """
+    if not config.shuffle_labels:
+        return labels
+    return labels[np.random.default_rng([config.seed, 0x5EED]).permutation(len(labels))]
 
 
 def training_path(model, config: RunConfig):

@@ -141,3 +141,51 @@ def print_dataset(dataset, cache_file) -> None:
 
 def print_error(message: str) -> None:
     print(f"weightlab: error: {message}", file=sys.stderr)
+
+
+@contextlib.contextmanager
+def stage_progress(show: bool):
+    """A progress hook for multi-run commands: (done, total, what is happening now)."""
+    bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), console=console, transient=True,
+                   disable=not (show and console.is_terminal))
+    task = bar.add_task("starting", total=None)
+
+    def hook(done: int, total: int, stage: str) -> None:
+        bar.update(task, completed=done, total=total, description=stage)
+
+    with bar:
+        yield hook
+
+
+def _mean_ci(summary: dict, percent: bool) -> str:
+    def fmt(value):
+        return f"{100 * min(max(value, 0.0), 1.0):.1f}%" if percent else f"{value:.3f}"
+
+    if summary["n"] < 2 or summary["ci_low"] is None:
+        return fmt(summary["mean"])
+    return f"{fmt(summary['mean'])} [{fmt(summary['ci_low'])}, {fmt(summary['ci_high'])}]"
+
+
+def print_proof(result: dict, path) -> None:
+    trained, checks = result["trained"], result["controls"]
+    n = len(result["seeds"])
+    table = Table(title=f"Trained against controls · test set · mean [95% CI] over {n} seed{'s' if n != 1 else ''}", title_justify="left")
+    for header in ("", "test accuracy", "test loss", "‖W_T − W₀‖", "Welch p (accuracy)", "Hedges g"):
+        table.add_column(header, justify="left" if not header else "right")
+    table.add_row("[bold]trained[/]", _mean_ci(trained["test_accuracy_after"], True), _mean_ci(trained["test_loss_after"], False),
+                  _mean_ci(trained["distance"], False), "", "")
+    labels = {"initial_weights": "initial weights (no training)", "shuffled_labels": "trained on shuffled labels", "random_step": "random step, trained length"}
+    for name, summary in checks.items():
+        label = labels.get(name, f"{name.removeprefix('undo_')} layer undone")
+        versus = summary["accuracy_vs_trained"]
+        distance = _mean_ci(summary["distance"], False) if "distance" in summary else ""
+        p = "—" if versus["p"] is None else f"{versus['p']:.1e}"
+        g = "—" if versus["hedges_g"] is None else f"{versus['hedges_g']:.1f}"
+        table.add_row(label, _mean_ci(summary["test_accuracy"], True), _mean_ci(summary["test_loss"], False), distance, p, g)
+    console.print(table)
+    line = result["line"]
+    points = "  ".join(f"α={alpha:g}: {loss:.3f}" for alpha, loss in zip(line["alphas"], line["test_loss_mean"]) if round(alpha * 4) == alpha * 4)
+    console.print(f"\nTest loss along W₀ + α(W_T − W₀): {points}\n")
+    for sentence in result["verdict"]["sentences"]:
+        console.print(sentence)
+    console.print(f"\nProof saved to [bold]{path}[/] (proof.json, and the runs it made under runs/)")
