@@ -28,10 +28,14 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--debug", action="store_true", help="show the full traceback of an error")
 
 
-def _run_flags(parser: argparse.ArgumentParser, defaults: RunConfig) -> None:
+def _run_flags(parser: argparse.ArgumentParser, defaults: RunConfig, several_hidden: bool = False) -> None:
     """The flags of a RunConfig, shared by every command that trains."""
     _common(parser)
-    parser.add_argument("--hidden", type=int, default=defaults.hidden, help="hidden units (default %(default)s)")
+    if several_hidden:
+        parser.add_argument("--hidden", type=int, nargs="+", default=None, metavar="N",
+                            help="hidden sizes to compare (shorthand for --compare hidden=N1,N2; default 16 64)")
+    else:
+        parser.add_argument("--hidden", type=int, default=defaults.hidden, help="hidden units (default %(default)s)")
     parser.add_argument("--epochs", type=int, default=defaults.epochs, help="epochs (default %(default)s)")
     parser.add_argument("--batch-size", type=int, default=defaults.batch_size, help="batch size (default %(default)s)")
     parser.add_argument("--learning-rate", type=float, default=defaults.learning_rate, help="learning rate (default %(default)s)")
@@ -48,8 +52,8 @@ def _run_flags(parser: argparse.ArgumentParser, defaults: RunConfig) -> None:
     parser.add_argument("--data-dir", default=None, help="a directory holding the dataset's .npz or IDX files")
 
 
-def _config(args) -> RunConfig:
-    fields = {field.name for field in dataclasses.fields(RunConfig)}
+def _config(args, leave_out: tuple[str, ...] = ()) -> RunConfig:
+    fields = {field.name for field in dataclasses.fields(RunConfig)} - set(leave_out)
     return RunConfig(**{key: value for key, value in vars(args).items() if key in fields})
 
 
@@ -67,6 +71,12 @@ def build_parser() -> argparse.ArgumentParser:
     _run_flags(prove, defaults)
     prove.add_argument("--seeds", type=int, default=3, help="how many seeds, from --seed on (default %(default)s)")
     prove.add_argument("--out", default="proofs", help="where proof directories go (default %(default)s)")
+
+    compare = commands.add_parser("compare", help="variants (e.g. --hidden 16 64) over the same seeds, side by side")
+    _run_flags(compare, defaults, several_hidden=True)
+    compare.add_argument("--compare", default=None, metavar="FIELD=V1,V2", help="any config field as the compared axis, e.g. learning_rate=1e-3,3e-3")
+    compare.add_argument("--seeds", type=int, default=3, help="how many seeds, from --seed on (default %(default)s)")
+    compare.add_argument("--out", default="comparisons", help="where comparison directories go (default %(default)s)")
 
     data = commands.add_parser("data", help="fetch, verify and describe datasets")
     data_commands = data.add_subparsers(dest="data_command", required=True, parser_class=_Parser, metavar="ACTION")
@@ -98,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _dispatch(args) -> int:
-    return {"run": _run, "prove": _prove, "data": _data}[args.command](args)
+    return {"run": _run, "prove": _prove, "compare": _compare, "data": _data}[args.command](args)
 
 
 def _run(args) -> int:
@@ -127,6 +137,27 @@ def _prove(args) -> int:
         print(dumps(proof.result))
     else:
         terminal.print_proof(proof.result, proof.path)
+    return 0
+
+
+def _compare(args) -> int:
+    from weightlab.errors import ConfigError
+    from weightlab.experiments.compare import compare, parse_axis
+    from weightlab.report import terminal
+    from weightlab.store import dumps
+
+    if args.compare and args.hidden:
+        raise ConfigError("pass either --hidden N1 N2 or --compare FIELD=V1,V2, not both")
+    axis, values = parse_axis(args.compare) if args.compare else ("hidden", args.hidden or [16, 64])
+    if len(values) < 2:
+        raise ConfigError(f"compare needs at least two values of {axis}, got {values}")
+    with terminal.stage_progress(show=not args.json) as hook:
+        comparison = compare(_config(args, leave_out=("hidden",)), axis=axis, values=values, seeds=args.seeds,
+                             out=args.out, data_dir=args.data_dir, progress=hook)
+    if args.json:
+        print(dumps(comparison.result))
+    else:
+        terminal.print_comparison(comparison.result, comparison.path)
     return 0
 
 

@@ -189,3 +189,30 @@ def print_proof(result: dict, path) -> None:
     for sentence in result["verdict"]["sentences"]:
         console.print(sentence)
     console.print(f"\nProof saved to [bold]{path}[/] (proof.json, and the runs it made under runs/)")
+
+
+def print_comparison(result: dict, path) -> None:
+    axis, n = result["axis"], len(result["seeds"])
+    table = Table(title=f"{axis} compared · mean [95% CI] over {n} seed{'s' if n != 1 else ''} (same seeds, same data order)", title_justify="left")
+    for header in (axis, "parameters", "test accuracy", "test loss", "epochs to 90% / 95% val", "first layer: relative change", "never moved", "train s"):
+        table.add_column(header, justify="right")
+
+    def reach(summary):
+        if not summary["reached"]:
+            return "never"
+        mean = f"{summary['epochs']['mean']:.1f}"
+        return mean if summary["reached"] == summary["of"] else f"{mean} ({summary['reached']}/{summary['of']})"
+
+    for variant in result["variants"]:
+        first = next(iter(variant["layers"].values()))
+        table.add_row(
+            str(variant["value"]), f"{variant['parameters']:,}",
+            _mean_ci(variant["test_accuracy_after"], True), _mean_ci(variant["test_loss_after"], False),
+            f"{reach(variant['epochs_to_val_accuracy_90'])} / {reach(variant['epochs_to_val_accuracy_95'])}",
+            f"{first['relative_change']['mean']:.2f}", f"{100 * first['frac_unchanged']['mean']:.1f}%",
+            f"{variant['train_seconds']['mean']:.1f}",
+        )
+    console.print(table)
+    for sentence in result["statements"]:
+        console.print(sentence)
+    console.print(f"\nComparison saved to [bold]{path}[/] (comparison.json, and the runs it made under runs/)")

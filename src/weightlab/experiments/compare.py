@@ -1,0 +1,140 @@
+"""`weightlab compare`: variants of the experiment over the same seeds, side by side.
+
+Each seed fixes the initialisation stream and the data order, so variant A and variant B at
+seed s see the same batches in the same order: their difference is paired, and the paired
+test is the right one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import itertools
+import json
+import os
+import secrets
+import shutil
+import typing
+from pathlib import Path
+
+from weightlab.analysis import aggregate
+from weightlab.config import RunConfig
+from weightlab.errors import ConfigError, RunDirError
+from weightlab.experiments.run import run
+from weightlab.models import parameter_count
+from weightlab.store import FORMAT_VERSION, dumps
+
+# Fields that name what is compared rather than how (seed is the repetition, not a variant).
+_NOT_AXES = {"seed", "backend"}
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Comparison:
+    path: Path
+    result: dict  # the contents of comparison.json
+
+
+def parse_axis(spec: str) -> tuple[str, list]:
+    """``"learning_rate=1e-3,3e-3"`` -> ("learning_rate", [0.001, 0.003]), typed as the config field is."""
+    field, _, raw = spec.partition("=")
+    field = field.strip().replace("-", "_")
+    hints = typing.get_type_hints(RunConfig)
+    if field not in hints or field in _NOT_AXES:
+        choices = ", ".join(name for name in hints if name not in _NOT_AXES)
+        raise ConfigError(f"cannot compare {field!r}: use FIELD=V1,V2 with a field among {choices}")
+    if not raw:
+        raise ConfigError(f"--compare {spec!r} lists no values: write {field}=V1,V2")
+    kind = hints[field]
+    values = []
+    for text in raw.split(","):
+        text = text.strip()
+        try:
+            if kind is bool:
+                values.append({"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}[text.lower()])
+            elif kind is int:
+                values.append(int(text))
+            elif kind is float:
+                values.append(float(text))
+            else:
+                values.append(text)
+        except (ValueError, KeyError) as error:
+            raise ConfigError(f"--compare {field}: {text!r} is not a valid {getattr(kind, '__name__', kind)}") from error
+    if len(set(values)) != len(values):
+        raise ConfigError(f"--compare {field} lists a value twice: {raw}")
+    return field, values
+
+
+def compare(config: RunConfig | None = None, *, axis: str = "hidden", values: list | None = None, seeds: int = 3,
+            out: str | Path = "comparisons", data_dir=None, progress=None, **overrides) -> Comparison:
+    """Every value of ``axis`` over the same ``seeds`` seeds; statistics per variant and paired differences."""
+    if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
+        raise ConfigError(f"seeds must be a positive integer, got {seeds!r}: pass --seeds 3")
+    base = dataclasses.replace(config or RunConfig(), **overrides).resolved()
+    values = list(values or [16, 64])
+    variants = [dataclasses.replace(base, **{axis: value}) for value in values]  # validates every value now
+    seed_list = [base.seed + i for i in range(seeds)]
+
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise RunDirError(f"--out {out} is a file; pass a directory (it is created if missing)")
+    comparison_id = f"{datetime.datetime.now():%Y%m%d-%H%M%S}-{axis}-{'-'.join(map(str, values))}-{seeds}seeds-{secrets.token_hex(2)}"
+    temp = out / f".incomplete-{comparison_id}"
+    try:
+        (temp / "runs").mkdir(parents=True)
+    except OSError as error:
+        raise RunDirError(f"cannot create a comparison directory in {out} ({error.strerror}); pass a writable --out") from error
+
+    try:
+        summaries: dict[int, list[dict]] = {i: [] for i in range(len(values))}
+        total = len(values) * seeds
+        for done, (seed, (index, variant)) in enumerate(itertools.product(seed_list, enumerate(variants))):
+            if progress:
+                progress(done, total, f"{axis}={values[index]}, seed {seed}")
+            stored = run(dataclasses.replace(variant, seed=seed), out=temp / "runs", data_dir=data_dir)
+            summaries[index].append(stored.summary)
+        result = summarise(base, axis, values, seed_list, summaries)
+        (temp / "comparison.json").write_text(dumps(result) + "\n")
+        path = out / comparison_id
+        os.rename(temp, path)
+    except BaseException:
+        shutil.rmtree(temp, ignore_errors=True)
+        raise
+    return Comparison(path=path, result=json.loads(dumps(result)))
+
+
+def summarise(base: RunConfig, axis: str, values: list, seeds: list[int], summaries: dict[int, list[dict]]) -> dict:
+    variants = []
+    for index, value in enumerate(values):
+        runs = summaries[index]
+        variants.append({
+            "value": value,
+            "parameters": parameter_count(dataclasses.replace(base, **{axis: value})),
+            "runs": [s["run_id"] for s in runs],
+            **aggregate.variant_summary(runs),
+        })
+    differences = []
+    for i, j in itertools.combinations(range(len(values)), 2):
+        a, b = (j, i)  # later minus earlier: "64 − 16"
+        differences.append({
+            "a": values[a], "b": values[b],
+            **{key: aggregate.paired_difference(summaries[a], summaries[b], key) for key in ("test_accuracy_after", "test_loss_after", "train_seconds")},
+        })
+    result = {"format_version": FORMAT_VERSION, "axis": axis, "values": values, "seeds": seeds, "config": base.to_dict(), "variants": variants, "differences": differences}
+    result["statements"] = [statement(axis, difference) for difference in differences]
+    return result
+
+
+def statement(axis: str, difference: dict) -> str:
+    """One sentence: which variant is more accurate, by how much, how sure."""
+    d = difference["test_accuracy_after"]
+    a, b = f"{axis}={difference['a']}", f"{axis}={difference['b']}"
+    mean = 100 * d["mean"]
+    if d["n"] < 2:
+        return f"{a} − {b}: {mean:+.2f} points of test accuracy (one seed: no interval, no test)."
+    low, high = 100 * d["ci_low"], 100 * d["ci_high"]
+    interval = f"95% CI {low:+.2f} to {high:+.2f} points, paired over {d['n']} seeds, p = {d['p']:.2g}"
+    if low > 0:
+        return f"{a} beats {b} by {mean:.2f} points of test accuracy ({interval})."
+    if high < 0:
+        return f"{b} beats {a} by {-mean:.2f} points of test accuracy ({interval})."
+    return f"{a} and {b} are not distinguishable: the difference is {mean:+.2f} points ({interval}); more seeds would tell."
