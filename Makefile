@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 ARGS   ?=
 
-.PHONY: run test data bench clean
+.PHONY: run test data browser bench clean
 
 # The virtual environment, with weightlab and its test tools installed into it.
 $(STAMP): pyproject.toml
@@ -18,10 +18,15 @@ $(STAMP): pyproject.toml
 data: $(STAMP)
 	$(BIN)/weightlab data fetch mnist
 
+# Debian's Chromium, for the test that opens reports in a real browser (skipped without it).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null; } \
+		|| echo "chromium could not be installed: the browser test will be skipped"
+
 run: data
 	$(BIN)/weightlab run $(ARGS)
 
-test: data
+test: data browser
 	$(BIN)/python -m pytest -q $(ARGS)
 
 bench: data

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import sys
 
 from weightlab.config import BACKENDS, OPTIMIZERS, TRAINING_PATHS, RunConfig
@@ -78,6 +79,17 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--seeds", type=int, default=3, help="how many seeds, from --seed on (default %(default)s)")
     compare.add_argument("--out", default="comparisons", help="where comparison directories go (default %(default)s)")
 
+    report = commands.add_parser("report", help="(re)render report.html of a run, proof or comparison directory")
+    _common(report)
+    report.add_argument("directory", help="a directory made by weightlab run, prove or compare")
+
+    export = commands.add_parser("export", help="export a run for other tools")
+    export_commands = export.add_subparsers(dest="export_format", required=True, parser_class=_Parser, metavar="FORMAT")
+    tensorboard = export_commands.add_parser("tensorboard", help="TensorBoard event files: scalars, and weight histograms per snapshot")
+    _common(tensorboard)
+    tensorboard.add_argument("directory", help="a run directory")
+    tensorboard.add_argument("--out", default=None, help="where the event files go (default: RUN_DIR/tensorboard)")
+
     data = commands.add_parser("data", help="fetch, verify and describe datasets")
     data_commands = data.add_subparsers(dest="data_command", required=True, parser_class=_Parser, metavar="ACTION")
     for name, text in (("fetch", "get a dataset from the first source that has it, verify it and cache it"),
@@ -108,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _dispatch(args) -> int:
-    return {"run": _run, "prove": _prove, "compare": _compare, "data": _data}[args.command](args)
+    return {"run": _run, "prove": _prove, "compare": _compare, "report": _report, "export": _export, "data": _data}[args.command](args)
 
 
 def _run(args) -> int:
@@ -158,6 +170,24 @@ def _compare(args) -> int:
         print(dumps(comparison.result))
     else:
         terminal.print_comparison(comparison.result, comparison.path)
+    return 0
+
+
+def _report(args) -> int:
+    from weightlab.report.html import write_report
+
+    path = write_report(args.directory)
+    print(json.dumps({"report": str(path)}) if args.json else f"Report written to {path}")
+    return 0
+
+
+def _export(args) -> int:
+    from weightlab.report.tensorboard import export
+    from weightlab.store import read_run
+
+    stored = read_run(args.directory)
+    logdir = export(stored, args.out or stored.path / "tensorboard")
+    print(json.dumps({"logdir": str(logdir)}) if args.json else f"TensorBoard events written to {logdir}; view with: tensorboard --logdir {logdir}")
     return 0
 
 

@@ -5,7 +5,9 @@
       history.csv     per epoch: loss, accuracy, val_loss, val_accuracy, seconds
       steps.npz       per step: loss and, per variable, distance from init, update norm, weight norm
       snapshots.h5    weights at step 0, each epoch's end and every N steps if asked
+      predictions.npz the trained model's prediction and confidence for every test image
       summary.json    the numbers asked first (see the README for its keys)
+      report.html     the report, self-contained
 
 A run directory is complete or absent: it is written under a hidden temporary name in the
 same parent and renamed into place only once every file is on disk.
@@ -108,6 +110,16 @@ class RunWriter:
             update_ratio=tracked.update_ratio,
         )
 
+    def write_predictions(self, labels: np.ndarray, probabilities: np.ndarray) -> None:
+        """The trained model's answer for every test image: what it predicted, and how sure it was."""
+        probabilities = np.asarray(probabilities)
+        np.savez(
+            self.temp / "predictions.npz",
+            label=np.asarray(labels, dtype=np.uint8),
+            predicted=probabilities.argmax(axis=1).astype(np.uint8),
+            confidence=probabilities.max(axis=1).astype(np.float32),
+        )
+
     def write_snapshots(self, tracked, attributes: dict[str, str]) -> None:
         import h5py
 
@@ -150,6 +162,11 @@ class Run:
         with np.load(self.path / "steps.npz", allow_pickle=False) as archive:
             return {name: archive[name] for name in archive.files}
 
+    def predictions(self) -> dict[str, np.ndarray]:
+        """label, predicted (uint8) and confidence (float32) for every test image."""
+        with np.load(self.path / "predictions.npz", allow_pickle=False) as archive:
+            return {name: archive[name] for name in archive.files}
+
     def snapshots(self) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
         """(steps, epochs, name -> (n, *shape) weights) from snapshots.h5."""
         import h5py
@@ -157,7 +174,9 @@ class Run:
         with h5py.File(self.path / "snapshots.h5", "r") as h5:
             weights: dict[str, np.ndarray] = {}
             h5["weights"].visititems(lambda name, node: weights.__setitem__(name, node[()]) if isinstance(node, h5py.Dataset) else None)
-            return h5["steps"][()], h5["epochs"][()], weights
+            # HDF5 lists groups alphabetically; the model's order is the summary's.
+            order = [layer["name"] for layer in self.summary["layers"]]
+            return h5["steps"][()], h5["epochs"][()], {name: weights[name] for name in sorted(weights, key=order.index)}
 
     def _repr_html_(self) -> str:
         import html

@@ -65,7 +65,7 @@ def parse_axis(spec: str) -> tuple[str, list]:
 
 
 def compare(config: RunConfig | None = None, *, axis: str = "hidden", values: list | None = None, seeds: int = 3,
-            out: str | Path = "comparisons", data_dir=None, progress=None, **overrides) -> Comparison:
+            out: str | Path = "comparisons", data_dir=None, progress=None, report: bool = True, **overrides) -> Comparison:
     """Every value of ``axis`` over the same ``seeds`` seeds; statistics per variant and paired differences."""
     if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
         raise ConfigError(f"seeds must be a positive integer, got {seeds!r}: pass --seeds 3")
@@ -90,10 +90,14 @@ def compare(config: RunConfig | None = None, *, axis: str = "hidden", values: li
         for done, (seed, (index, variant)) in enumerate(itertools.product(seed_list, enumerate(variants))):
             if progress:
                 progress(done, total, f"{axis}={values[index]}, seed {seed}")
-            stored = run(dataclasses.replace(variant, seed=seed), out=temp / "runs", data_dir=data_dir)
+            stored = run(dataclasses.replace(variant, seed=seed), out=temp / "runs", data_dir=data_dir, report=False)
             summaries[index].append(stored.summary)
         result = summarise(base, axis, values, seed_list, summaries)
         (temp / "comparison.json").write_text(dumps(result) + "\n")
+        if report:
+            from weightlab.report.html import write_report
+
+            write_report(temp)
         path = out / comparison_id
         os.rename(temp, path)
     except BaseException:

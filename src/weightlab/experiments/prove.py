@@ -38,7 +38,7 @@ class Proof:
     result: dict  # the contents of proof.json
 
 
-def prove(config: RunConfig | None = None, *, seeds: int = 3, out: str | Path = "proofs", data_dir=None, progress=None, **overrides) -> Proof:
+def prove(config: RunConfig | None = None, *, seeds: int = 3, out: str | Path = "proofs", data_dir=None, progress=None, report: bool = True, **overrides) -> Proof:
     """Run the experiment and its controls over ``seeds`` seeds (config.seed, config.seed + 1, …)."""
     if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
         raise ConfigError(f"seeds must be a positive integer, got {seeds!r}: pass --seeds 3")
@@ -71,15 +71,19 @@ def prove(config: RunConfig | None = None, *, seeds: int = 3, out: str | Path = 
         for index, seed in enumerate(config.seed + i for i in range(seeds)):
             if progress:
                 progress(index, seeds, f"seed {seed}: training")
-            trained = run(dataclasses.replace(config, seed=seed), out=temp / "runs", data_dir=data_dir)
+            trained = run(dataclasses.replace(config, seed=seed), out=temp / "runs", data_dir=data_dir, report=False)
             if progress:
                 progress(index, seeds, f"seed {seed}: training on shuffled labels")
-            shuffled = run(dataclasses.replace(config, seed=seed, shuffle_labels=True), out=temp / "runs", data_dir=data_dir)
+            shuffled = run(dataclasses.replace(config, seed=seed, shuffle_labels=True), out=temp / "runs", data_dir=data_dir, report=False)
             if progress:
                 progress(index, seeds, f"seed {seed}: controls")
             seed_results.append(measure_seed(seed, trained, shuffled, test_set, np.random.default_rng([seed, 0xC0DE])))
         result = summarise(config, seed_results, activity)
         (temp / "proof.json").write_text(dumps(result) + "\n")
+        if report:
+            from weightlab.report.html import write_report
+
+            write_report(temp)
         path = out / proof_id
         os.rename(temp, path)
     except BaseException:

@@ -45,11 +45,13 @@ def run(
     out: str | Path = "runs",
     data_dir: str | Path | None = None,
     progress=None,
+    report: bool = True,
     **overrides,
 ) -> Run:
     """Train the tutorial's model as ``config`` (plus ``overrides``) says and store everything in a run directory.
 
-    ``progress(steps_done, steps_total, epoch_logs_or_None)`` is called during training.
+    ``progress(steps_done, steps_total, epoch_logs_or_None)`` is called during training;
+    ``report=False`` leaves out report.html (`weightlab report` renders it later).
     Returns the stored `Run`.
     """
     config = dataclasses.replace(config or RunConfig(), **overrides).resolved()
@@ -75,6 +77,7 @@ def run(
         loss_after, accuracy_after = evaluate(model, x_test, dataset.y_test)
         loss_before, accuracy_before = evaluate(model, x_test, dataset.y_test, weights=list(initial.values()))
         model.set_weights(list(final.values()))
+        probabilities = model.predict(x_test, batch_size=1000, verbose=0)
         first_kernel = tracked.variable_names[0]
         summary = {
             "format_version": FORMAT_VERSION,
@@ -111,8 +114,13 @@ def run(
         writer.write_json("config.json", {"format_version": FORMAT_VERSION, "config": config.to_dict(), "dataset_source": dataset.source, "versions": versions(keras)})
         writer.write_history(fitted.history, fitted.epoch_seconds)
         writer.write_steps(tracked)
+        writer.write_predictions(dataset.y_test, probabilities)
         writer.write_snapshots(tracked, {"backend": config.backend, "dataset": config.dataset, "config": dumps(config.to_dict())})
         writer.write_json("summary.json", summary)
+        if report:
+            from weightlab.report.html import write_report
+
+            write_report(writer.temp, dataset=dataset)
         path = writer.commit()
     return Run(path=path, config=config, summary=json.loads(dumps(summary)))
 
