@@ -79,6 +79,24 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--seeds", type=int, default=3, help="how many seeds, from --seed on (default %(default)s)")
     compare.add_argument("--out", default="comparisons", help="where comparison directories go (default %(default)s)")
 
+    sweep = commands.add_parser("sweep", help="a grid of configs × seeds in parallel, here (--workers) or on Ray (--executor ray)")
+    _common(sweep)
+    for flag, text in (("--hidden", "hidden units"), ("--epochs", "epochs"), ("--batch-size", "batch size"), ("--learning-rate", "learning rate"),
+                       ("--optimizer", "optimizer"), ("--dataset", "dataset")):
+        sweep.add_argument(flag, default=None, metavar="V[,V…]", help=f"{text}: one value, or a comma-separated list to sweep")
+    sweep.add_argument("--grid", action="append", default=[], metavar="FIELD=V1,V2", help="any config field as a grid axis (repeatable)")
+    sweep.add_argument("--grid-file", default=None, metavar="FILE.toml", help="seeds, [config] base values and [grid] lists in TOML")
+    sweep.add_argument("--seed", type=int, default=defaults.seed, help="the first seed (default %(default)s)")
+    sweep.add_argument("--seeds", type=int, default=None, help="seeds per grid point (default 2)")
+    sweep.add_argument("--backend", choices=BACKENDS, default=None, help="Keras backend (default: $KERAS_BACKEND, else jax)")
+    sweep.add_argument("--training-path", choices=TRAINING_PATHS, default=defaults.training_path, help="as for run (default %(default)s)")
+    sweep.add_argument("--data-dir", default=None, help="a directory holding the dataset's .npz or IDX files")
+    sweep.add_argument("--workers", type=int, default=None, help="local worker processes (default: one per core)")
+    sweep.add_argument("--executor", choices=("local", "ray"), default="local", help="run cells here, or as Ray tasks (default %(default)s)")
+    sweep.add_argument("--address", default=None, help="the Ray cluster to join (default: start a local one)")
+    sweep.add_argument("--out", default="sweeps", help="where sweep directories go (default %(default)s)")
+    sweep.add_argument("--name", default=None, help="the sweep's directory name (default: derived from the grid, so a rerun resumes it)")
+
     report = commands.add_parser("report", help="(re)render report.html of a run, proof or comparison directory")
     _common(report)
     report.add_argument("directory", help="a directory made by weightlab run, prove or compare")
@@ -120,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _dispatch(args) -> int:
-    return {"run": _run, "prove": _prove, "compare": _compare, "report": _report, "export": _export, "data": _data}[args.command](args)
+    return {"run": _run, "prove": _prove, "compare": _compare, "sweep": _sweep, "report": _report, "export": _export, "data": _data}[args.command](args)
 
 
 def _run(args) -> int:
@@ -171,6 +189,58 @@ def _compare(args) -> int:
     else:
         terminal.print_comparison(comparison.result, comparison.path)
     return 0
+
+
+def _sweep_spec(args) -> tuple[RunConfig, dict, int]:
+    """The base config, the grid and the seed count, from a TOML file and the flags (flags win)."""
+    import tomllib
+
+    from weightlab.errors import ConfigError
+    from weightlab.experiments.compare import parse_axis
+
+    base_values, grid, seeds = {}, {}, 2
+    if args.grid_file:
+        try:
+            with open(args.grid_file, "rb") as handle:
+                spec = tomllib.load(handle)
+        except (OSError, tomllib.TOMLDecodeError) as error:
+            raise ConfigError(f"cannot read --grid-file {args.grid_file}: {error}") from error
+        seeds = spec.get("seeds", seeds)
+        base_values.update(spec.get("config", {}))
+        for field, values in spec.get("grid", {}).items():
+            grid[field] = parse_axis(f"{field}={','.join(map(str, values))}")[1] if isinstance(values, list) else [values]
+    for field in ("hidden", "epochs", "batch_size", "learning_rate", "optimizer", "dataset"):
+        text = getattr(args, field)
+        if text is not None:
+            name, values = parse_axis(f"{field}={text}")
+            if len(values) == 1:
+                base_values[name] = values[0]
+                grid.pop(name, None)
+            else:
+                grid[name] = values
+    for spec in args.grid:
+        name, values = parse_axis(spec)
+        grid[name] = values
+    base_values.update(seed=args.seed, backend=args.backend or base_values.get("backend"), training_path=args.training_path)
+    if not grid:
+        raise ConfigError("the sweep has no grid: give a flag a list (--hidden 16,64) or pass --grid FIELD=V1,V2")
+    return RunConfig.from_dict(base_values), grid, args.seeds or seeds
+
+
+def _sweep(args) -> int:
+    from weightlab.experiments.sweep import sweep
+    from weightlab.report import terminal
+    from weightlab.store import dumps
+
+    base, grid, seeds = _sweep_spec(args)
+    with terminal.stage_progress(show=not args.json) as hook:
+        result = sweep(base, grid=grid, seeds=seeds, out=args.out, name=args.name, workers=args.workers, executor=args.executor,
+                       address=args.address, data_dir=args.data_dir, progress=hook)
+    if args.json:
+        print(dumps(result.result))
+    else:
+        terminal.print_sweep(result.result, result.path)
+    return 0 if result.result["counts"]["failed"] == 0 else 1
 
 
 def _report(args) -> int:

@@ -78,6 +78,9 @@ class RunWriter:
         except OSError as error:
             raise RunDirError(f"cannot create a run directory in {self.out} ({error.strerror}); pass a writable --out") from error
         self.path = self.out / run_id
+        if self.path.exists():
+            shutil.rmtree(self.temp, ignore_errors=True)
+            raise RunDirError(f"{self.path} already exists; it is never overwritten: pass another --out or remove it")
 
     def __enter__(self) -> "RunWriter":
         return self

@@ -46,12 +46,14 @@ def run(
     data_dir: str | Path | None = None,
     progress=None,
     report: bool = True,
+    run_id: str | None = None,
     **overrides,
 ) -> Run:
     """Train the tutorial's model as ``config`` (plus ``overrides``) says and store everything in a run directory.
 
     ``progress(steps_done, steps_total, epoch_logs_or_None)`` is called during training;
-    ``report=False`` leaves out report.html (`weightlab report` renders it later).
+    ``report=False`` leaves out report.html (`weightlab report` renders it later); ``run_id``
+    names the directory (default: time, config and a random suffix).
     Returns the stored `Run`.
     """
     config = dataclasses.replace(config or RunConfig(), **overrides).resolved()
@@ -63,7 +65,7 @@ def run(
     if config.batch_size > fit_samples:
         raise ConfigError(f"batch_size {config.batch_size} is larger than the {fit_samples} training samples; pass a smaller --batch-size")
 
-    with RunWriter(out, new_run_id(config)) as writer:
+    with RunWriter(out, run_id or new_run_id(config)) as writer:
         set_random_seed(keras, config.seed)
         model = models.build(config, keras)
         x_train, x_test = to_inputs(dataset.x_train), to_inputs(dataset.x_test)

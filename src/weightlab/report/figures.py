@@ -7,6 +7,8 @@ they are safe in any process and never open a window.
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 from matplotlib.figure import Figure
 
@@ -93,7 +95,7 @@ def _thinned(length: int, points: int = 1500) -> np.ndarray:
 def _per_variable_over_steps(ax, steps: dict, key: str, steps_per_epoch: int, window: int = 1):
     keep = _thinned(len(steps["step"]))
     x = np.asarray(steps["step"])[keep] / steps_per_epoch
-    for column, (name, color) in enumerate(zip(steps["variables"], PALETTE)):
+    for column, (name, color) in enumerate(zip(steps["variables"], itertools.cycle(PALETTE))):
         ax.plot(x, _smooth(steps[key][:, column], window)[keep], color=color, lw=1.2, label=str(name))
     ax.set_xlabel("epoch")
 
@@ -293,7 +295,7 @@ def variant_curves(axis: str, variants: list[tuple[str, list[dict]]]) -> Figure:
     figure, axes = _figure(11, 3.2, columns=3)
     keys = (("val_accuracy", "validation accuracy"), ("loss", "training loss"), ("val_loss", "validation loss"))
     for ax, (key, title) in zip(axes, keys):
-        for (label, histories), color in zip(variants, PALETTE):
+        for (label, histories), color in zip(variants, itertools.cycle(PALETTE)):
             values = np.asarray([h[key] for h in histories], dtype=np.float64)
             epochs = np.arange(1, values.shape[1] + 1)
             ax.fill_between(epochs, values.min(axis=0), values.max(axis=0), color=color, alpha=0.2)
@@ -312,7 +314,7 @@ def variant_histograms(axis: str, variants: list[tuple[str, np.ndarray, np.ndarr
     panels = ((weights, finals, lambda final, initial: final), (change, changes, lambda final, initial: final - initial))
     for ax, pooled, quantity in panels:
         bins = np.linspace(np.percentile(pooled, 0.05), np.percentile(pooled, 99.95), 80)
-        for (label, final, initial), color in zip(variants, PALETTE):
+        for (label, final, initial), color in zip(variants, itertools.cycle(PALETTE)):
             ax.hist(quantity(final, initial).ravel(), bins=bins, histtype="step", lw=1.5, color=color, density=True, label=f"{axis}={label}")
         ax.set_yscale("log")
     weights.set_title("first-layer weights after training (density)")
@@ -324,7 +326,7 @@ def variant_histograms(axis: str, variants: list[tuple[str, np.ndarray, np.ndarr
 def variant_distance(axis: str, variants: list[tuple[str, list[np.ndarray]]], steps_per_epoch: int) -> Figure:
     """‖W_t − W_0‖ of the first kernel over steps: mean and min–max band over seeds per variant."""
     figure, (ax,) = _figure(6.5, 3.0)
-    for (label, curves), color in zip(variants, PALETTE):
+    for (label, curves), color in zip(variants, itertools.cycle(PALETTE)):
         values = np.asarray(curves)
         x = np.arange(1, values.shape[1] + 1) / steps_per_epoch
         ax.fill_between(x, values.min(axis=0), values.max(axis=0), color=color, alpha=0.2)
@@ -337,7 +339,7 @@ def variant_distance(axis: str, variants: list[tuple[str, list[np.ndarray]]], st
 
 def variant_bars(axis: str, result: dict) -> Figure:
     figure, (ax,) = _figure(6.5, 3.0)
-    for x, (variant, color) in enumerate(zip(result["variants"], PALETTE)):
+    for x, (variant, color) in enumerate(zip(result["variants"], itertools.cycle(PALETTE))):
         _point_with_interval(ax, x, variant["test_accuracy_after"], color)
     values = [100 * v["test_accuracy_after"]["mean"] for v in result["variants"]]
     ax.set_xticks(range(len(result["variants"])), [f"{axis}={v['value']}" for v in result["variants"]])

@@ -268,6 +268,48 @@ def comparison_report(path: Path, result: dict) -> str:
     )
 
 
+# -- a sweep ------------------------------------------------------------------------------------
+
+
+def sweep_report(path: Path, result: dict) -> str:
+    from weightlab.report import figures
+    from weightlab.store import read_run
+
+    axes = list(result["grid"])
+    finished = [point for point in result["points"] if point["finished"]]
+    label = ", ".join(axes)
+
+    def name(point):
+        return ", ".join(str(point["point"][axis]) for axis in axes)
+
+    curves = []
+    for point in finished:
+        runs = [read_run(path / "runs" / cell["cell"]) for cell in result["cells"] if cell["point"] == point["point"] and cell["status"] == "complete"]
+        curves.append((name(point), [r.summary["history"] for r in runs]))
+    shaped = {"variants": [{"value": name(point), "test_accuracy_after": point["test_accuracy_after"]} for point in finished]}
+    sections = []
+    if finished:
+        sections = [
+            section("Test accuracy per grid point", "Means with 95% intervals over the seeds that finished; dots are single seeds.", figures.variant_bars(label, shaped)),
+            section("Training curves, overlaid", "Every grid point on shared axes; the band spans the seeds, the line is their mean.", figures.variant_curves(label, curves)),
+        ]
+    rows = [[name(point), f"{point['finished']}/{point['of']}", _ci(point["test_accuracy_after"]) if point["finished"] else "—",
+             _ci(point["test_loss_after"], False) if point["finished"] else "—", f"{point['train_seconds']['mean']:.1f} s" if point["finished"] else "—"]
+            for point in result["points"]]
+    failed = [f"{cell['cell']}: {cell['error']}" for cell in result["cells"] if cell["status"] == "failed"]
+    counts = result["counts"]
+    return render(
+        title=f"weightlab sweep · {label} · {len(result['points'])} points × {result['seeds']} seeds",
+        subtitle=f"{path.name} · {counts['complete']} cells complete, {counts['failed']} failed, {counts['pending']} pending",
+        sentences_title="Failed cells" if failed else "",
+        sentences=failed,
+        holds=not failed,
+        tables=[TableSection("Grid points, mean [95% CI] over seeds", [label, "finished", "test accuracy", "test loss", "training"], rows)],
+        figures=sections,
+        footer=[("sweep", path.name), ("grid", json.dumps(result["grid"])), ("config", json.dumps(result["config"]))],
+    )
+
+
 # -- any directory ----------------------------------------------------------------------------
 
 
@@ -280,10 +322,12 @@ def write_report(directory: str | os.PathLike, dataset=None) -> Path:
         page = proof_report(directory, json.loads((directory / "proof.json").read_text()))
     elif (directory / "comparison.json").is_file():
         page = comparison_report(directory, json.loads((directory / "comparison.json").read_text()))
+    elif (directory / "sweep.json").is_file():
+        page = sweep_report(directory, json.loads((directory / "sweep.json").read_text()))
     elif (directory / "summary.json").is_file():
         page = run_report(read_run(directory), dataset=dataset)
     else:
-        raise RunDirError(f"{directory} holds no summary.json, proof.json or comparison.json; pass a directory made by weightlab run, prove or compare")
+        raise RunDirError(f"{directory} holds no summary.json, proof.json, comparison.json or sweep.json; pass a directory made by weightlab run, prove, compare or sweep")
     target = directory / "report.html"
     with tempfile.NamedTemporaryFile("w", dir=directory, prefix=".report-", suffix=".html", delete=False, encoding="utf-8") as handle:
         handle.write(page)

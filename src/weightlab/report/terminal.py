@@ -216,3 +216,25 @@ def print_comparison(result: dict, path) -> None:
     for sentence in result["statements"]:
         console.print(sentence)
     console.print(f"\nComparison saved to [bold]{path}[/] (comparison.json, and the runs it made under runs/)")
+
+
+def print_sweep(result: dict, path) -> None:
+    axes = list(result["grid"])
+    table = Table(title=f"Sweep over {', '.join(axes)} · {result['seeds']} seed{'s' if result['seeds'] != 1 else ''} per point · mean [95% CI]", title_justify="left")
+    for header in (*axes, "finished", "test accuracy", "test loss", "train s"):
+        table.add_column(header, justify="right")
+    for point in result["points"]:
+        values = [str(point["point"][axis]) for axis in axes]
+        if point["finished"]:
+            table.add_row(*values, f"{point['finished']}/{point['of']}", _mean_ci(point["test_accuracy_after"], True),
+                          _mean_ci(point["test_loss_after"], False), f"{point['train_seconds']['mean']:.1f}")
+        else:
+            table.add_row(*values, f"0/{point['of']}", "—", "—", "—")
+    console.print(table)
+    counts, last = result["counts"], result["last_invocation"]
+    console.print(f"{counts['complete']} cells complete, {counts['failed']} failed, {counts['pending']} pending; this time ran {last['ran']} "
+                  f"and skipped {last['skipped']} already finished, in {last['seconds']:.1f} s ({last['executor']}).")
+    for cell in result["cells"]:
+        if cell["status"] == "failed":
+            console.print(f"[red]failed[/] {cell['cell']}: {cell['error']}")
+    console.print(f"\nSweep saved to [bold]{path}[/] (sweep.json, and one run directory per cell under runs/)")

@@ -1,0 +1,238 @@
+"""`weightlab sweep`: a grid of configs × seeds, run in parallel here or on a Ray cluster.
+
+Every cell (one grid point at one seed) has a name derived from its config, and its run
+directory is written atomically under that name: a cell is finished exactly when its
+directory exists. Rerunning the same sweep therefore skips finished cells and runs the rest
+(a cell cut off halfway left only a temporary directory, which is cleared and rerun). A cell
+that fails is recorded with its error; the others go on.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import itertools
+import json
+import os
+import shutil
+import tempfile
+import time
+import traceback
+from pathlib import Path
+
+from weightlab.analysis import aggregate
+from weightlab.config import RunConfig
+from weightlab.errors import ConfigError, RunDirError, WeightlabError
+from weightlab.store import FORMAT_VERSION, dumps
+
+EXECUTORS = ("local", "ray")
+
+
+@dataclasses.dataclass(frozen=True)
+class Cell:
+    cell_id: str
+    config: RunConfig
+    point: dict  # the grid values of this cell (without the seed)
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Sweep:
+    path: Path
+    result: dict  # the contents of sweep.json
+
+
+def cells_of(base: RunConfig, grid: dict[str, list], seeds: int) -> list[Cell]:
+    """Every grid point × seed, in a fixed order, each with a name that says what it is."""
+    if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
+        raise ConfigError(f"seeds must be a positive integer, got {seeds!r}: pass --seeds 2")
+    fields = list(grid)
+    cells = []
+    for values in itertools.product(*(grid[field] for field in fields)):
+        point = dict(zip(fields, values))
+        for seed in range(base.seed, base.seed + seeds):
+            config = dataclasses.replace(base, **point, seed=seed)  # validates every value
+            name = "_".join(f"{field}-{value}" for field, value in {**point, "seed": seed}.items())
+            cells.append(Cell(cell_id=name.replace("/", "-"), config=config, point=point))
+    return cells
+
+
+def sweep_name(base: RunConfig, grid: dict[str, list], seeds: int) -> str:
+    """The same sweep, asked for again, finds the same directory."""
+    spec = json.dumps({"base": base.to_dict(), "grid": grid, "seeds": seeds}, sort_keys=True, default=str)
+    return f"sweep-{hashlib.sha256(spec.encode()).hexdigest()[:10]}"
+
+
+# -- one cell, wherever it runs -------------------------------------------------------------------
+
+
+def run_cell(config_values: dict, runs_dir: str, cell_id: str, data_dir: str | None) -> dict:
+    """Train one cell into ``runs_dir/cell_id``; returns a small record (never raises for a failed cell)."""
+    from weightlab.experiments.run import run
+
+    start = time.perf_counter()
+    try:
+        stored = run(RunConfig.from_dict(config_values), out=runs_dir, data_dir=data_dir, report=False, run_id=cell_id)
+        return {"cell": cell_id, "status": "complete", "seconds": time.perf_counter() - start}
+    except WeightlabError as error:
+        return {"cell": cell_id, "status": "failed", "error": str(error), "seconds": time.perf_counter() - start}
+    except Exception as error:  # a bug or a crash in one cell must not stop the others
+        return {"cell": cell_id, "status": "failed", "error": f"{type(error).__name__}: {error}", "traceback": traceback.format_exc(), "seconds": time.perf_counter() - start}
+
+
+def _limit_threads(threads: int) -> None:
+    """Runs first in each worker process: workers share the cores instead of each grabbing all of them."""
+    threads = str(max(1, threads))
+    for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS"):
+        os.environ[name] = threads
+    os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} --xla_cpu_multi_thread_eigen={'true' if threads != '1' else 'false'} intra_op_parallelism_threads={threads}".strip()
+
+
+def _execute_local(pending: list[Cell], runs_dir: Path, data_dir, workers: int, progress) -> list[dict]:
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    context = multiprocessing.get_context("spawn")  # a fresh interpreter: no inherited Keras backend or threads
+    records = []
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_limit_threads, initargs=(threads,)) as pool:
+        futures = {pool.submit(run_cell, cell.config.to_dict(), str(runs_dir), cell.cell_id, data_dir): cell for cell in pending}
+        for done, future in enumerate(as_completed(futures), start=1):
+            cell = futures[future]
+            try:
+                records.append(future.result())
+            except Exception as error:  # the worker process itself died (killed, out of memory)
+                records.append({"cell": cell.cell_id, "status": "failed", "error": f"worker died: {error}"})
+            if progress:
+                progress(done, len(pending), cell.cell_id)
+    return records
+
+
+def _execute_ray(pending: list[Cell], runs_dir: Path, data_dir, address: str | None, progress) -> list[dict]:
+    try:
+        import ray
+    except ImportError as error:
+        raise ConfigError("--executor ray needs Ray: pip install 'weightlab[ray]'") from error
+    started_here = not ray.is_initialized()
+    if started_here:
+        # Workers need the same backend choice; the run directories must be on storage every node sees.
+        ray.init(address=address, log_to_driver=False, include_dashboard=False,
+                 runtime_env={"env_vars": {key: os.environ[key] for key in ("KERAS_BACKEND", "WEIGHTLAB_HOME") if key in os.environ}})
+    try:
+        remote = ray.remote(num_cpus=1)(run_cell)
+        references = {remote.remote(cell.config.to_dict(), str(runs_dir), cell.cell_id, data_dir): cell for cell in pending}
+        records, waiting = [], list(references)
+        while waiting:
+            ready, waiting = ray.wait(waiting, num_returns=1)
+            cell = references[ready[0]]
+            try:
+                records.append(ray.get(ready[0]))
+            except Exception as error:
+                records.append({"cell": cell.cell_id, "status": "failed", "error": f"ray task failed: {str(error).splitlines()[0]}"})
+            if progress:
+                progress(len(records), len(pending), cell.cell_id)
+        return records
+    finally:
+        if started_here:
+            ray.shutdown()
+
+
+# -- the sweep --------------------------------------------------------------------------------
+
+
+def sweep(config: RunConfig | None = None, *, grid: dict[str, list] | None = None, seeds: int = 2, out: str | Path = "sweeps",
+          name: str | None = None, workers: int | None = None, executor: str = "local", address: str | None = None,
+          data_dir=None, progress=None, report: bool = True, **overrides) -> Sweep:
+    """Run every cell of ``grid`` × ``seeds`` not finished yet, then aggregate all of them into sweep.json."""
+    if executor not in EXECUTORS:
+        raise ConfigError(f"unknown executor {executor!r}: choose one of {', '.join(EXECUTORS)}")
+    workers = workers or os.cpu_count() or 1
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ConfigError(f"workers must be a positive integer, got {workers!r}: pass --workers 2")
+    base = dataclasses.replace(config or RunConfig(), **overrides).resolved()
+    grid = {field: list(values) for field, values in (grid or {"hidden": [16, 64]}).items()}
+    for field in grid:
+        if field in ("seed", "backend"):
+            raise ConfigError(f"{field} cannot be a grid axis: use --seeds for repetitions and --backend for the backend")
+    cells = cells_of(base, grid, seeds)
+
+    directory = Path(out) / (name or sweep_name(base, grid, seeds))
+    runs_dir = directory / "runs"
+    if Path(out).exists() and not Path(out).is_dir():
+        raise RunDirError(f"--out {out} is a file; pass a directory (it is created if missing)")
+    try:
+        runs_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise RunDirError(f"cannot create the sweep directory {directory} ({error.strerror}); pass a writable --out") from error
+    for stale in runs_dir.glob(".incomplete-*"):  # a cell cut off halfway: start it again
+        shutil.rmtree(stale, ignore_errors=True)
+    previous = _read_previous(directory)
+    pending = [cell for cell in cells if not (runs_dir / cell.cell_id / "summary.json").is_file()]
+
+    start = time.perf_counter()
+    if pending:
+        if executor == "ray":
+            records = _execute_ray(pending, runs_dir, data_dir, address, progress)
+        elif workers == 1:
+            records = [run_cell(cell.config.to_dict(), str(runs_dir), cell.cell_id, data_dir) for cell in pending]
+        else:
+            records = _execute_local(pending, runs_dir, data_dir, min(workers, len(pending)), progress)
+    else:
+        records = []
+    result = summarise(base, grid, seeds, cells, runs_dir, {r["cell"]: r for r in records}, previous)
+    result["last_invocation"] = {"executor": executor, "workers": workers if executor == "local" else None, "ran": len(pending),
+                                 "skipped": len(cells) - len(pending), "seconds": time.perf_counter() - start}
+    _write_json(directory / "sweep.json", result)
+    if report:
+        from weightlab.report.html import write_report
+
+        write_report(directory)
+    return Sweep(path=directory, result=json.loads(dumps(result)))
+
+
+def _read_previous(directory: Path) -> dict:
+    try:
+        return {cell["cell"]: cell for cell in json.loads((directory / "sweep.json").read_text())["cells"]}
+    except (OSError, ValueError, KeyError):
+        return {}
+
+
+def _write_json(path: Path, value) -> None:
+    with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=f".{path.stem}-", delete=False) as handle:
+        handle.write(dumps(value) + "\n")
+    os.replace(handle.name, path)
+
+
+def summarise(base: RunConfig, grid: dict, seeds: int, cells: list[Cell], runs_dir: Path, records: dict, previous: dict) -> dict:
+    """sweep.json: every cell's state, and statistics per grid point over its finished seeds."""
+    from weightlab.store import read_run
+
+    rows, finished = [], {}
+    for cell in cells:
+        summary_file = runs_dir / cell.cell_id / "summary.json"
+        row = {"cell": cell.cell_id, "point": cell.point, "seed": cell.config.seed}
+        if summary_file.is_file():
+            summary = read_run(runs_dir / cell.cell_id).summary
+            finished[cell.cell_id] = summary
+            row.update(status="complete", test_accuracy_after=summary["test_accuracy_after"], test_loss_after=summary["test_loss_after"],
+                       train_seconds=summary["train_seconds"])
+        else:
+            failure = records.get(cell.cell_id) or previous.get(cell.cell_id) or {}
+            row.update(status="failed" if failure.get("status") == "failed" else "pending", error=failure.get("error"))
+        rows.append(row)
+    points = []
+    for values in itertools.product(*(grid[field] for field in grid)):
+        point = dict(zip(grid, values))
+        summaries = [finished[c.cell_id] for c in cells if c.point == point and c.cell_id in finished]
+        entry = {"point": point, "finished": len(summaries), "of": seeds}
+        if summaries:
+            entry.update(aggregate.variant_summary(summaries))
+        points.append(entry)
+    return {
+        "format_version": FORMAT_VERSION,
+        "config": base.to_dict(),
+        "grid": grid,
+        "seeds": seeds,
+        "cells": rows,
+        "points": points,
+        "counts": {state: sum(r["status"] == state for r in rows) for state in ("complete", "failed", "pending")},
+    }
