@@ -221,3 +221,18 @@ def test_synthetic_is_deterministic_and_mnist_shaped():
     assert a["x_train"].shape == (50, 28, 28) and a["x_train"].dtype == np.uint8
     # the border stays black, as MNIST's does
     assert a["x_train"][:, :2, :].max() == 0 and a["x_train"][:, :, -2:].max() == 0
+
+
+def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path):
+    from weightlab.fileio import atomic_write
+
+    target = tmp_path / "f.txt"
+    target.write_text("old")
+    with pytest.raises(RuntimeError):
+        with atomic_write(target) as handle:
+            handle.write("half")
+            raise RuntimeError("disk full")
+    assert target.read_text() == "old" and [p.name for p in tmp_path.iterdir()] == ["f.txt"]
+    with atomic_write(target) as handle:
+        handle.write("new")
+    assert target.read_text() == "new"

@@ -54,7 +54,11 @@ def test_rerendering_is_atomic_and_idempotent(tiny_run):
     write_report(tiny_run.path)
     after = (tiny_run.path / "report.html").read_text()
     assert len(after) == pytest.approx(len(before), rel=0.01)
-    assert not [p for p in tiny_run.path.iterdir() if p.name.startswith(".report-")]
+    assert not [p for p in tiny_run.path.iterdir() if p.name.startswith(".report.html-")]
+    probe = tiny_run.path / "probe.txt"
+    probe.write_text("")  # the permissions any file written with open() gets here
+    assert (tiny_run.path / "report.html").stat().st_mode == probe.stat().st_mode
+    probe.unlink()
 
 
 def test_user_text_is_escaped():

@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import os
-import tempfile
 import time
 from pathlib import Path
 
@@ -20,6 +19,7 @@ import numpy as np
 from weightlab.data.formats import ARRAY_NAMES, read_npz
 from weightlab.data.registry import DATASETS, SYNTHETIC, DatasetSpec
 from weightlab.errors import DataError
+from weightlab.fileio import atomic_write
 
 __all__ = ["DATASETS", "Dataset", "cache_path", "load", "verify_arrays", "weightlab_home"]
 
@@ -128,15 +128,8 @@ def verify_arrays(spec: DatasetSpec, arrays: dict[str, np.ndarray], origin: str)
 
 
 def _write_cache(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    # Write beside the target and rename: a reader never sees half a file, and two
+    # Written beside the target and renamed: a reader never sees half a file, and two
     # processes fetching at once each rename a complete, verified copy into place.
     path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.stem}-", suffix=".npz", delete=False) as handle:
-        try:
-            np.savez(handle, **arrays)
-            handle.flush()
-            os.fsync(handle.fileno())
-        except BaseException:
-            os.unlink(handle.name)
-            raise
-    os.replace(handle.name, path)
+    with atomic_write(path, "wb") as handle:
+        np.savez(handle, **arrays)

@@ -15,7 +15,6 @@ import itertools
 import json
 import os
 import shutil
-import tempfile
 import time
 import traceback
 from pathlib import Path
@@ -23,6 +22,7 @@ from pathlib import Path
 from weightlab.analysis import aggregate
 from weightlab.config import RunConfig
 from weightlab.errors import ConfigError, RunDirError, WeightlabError
+from weightlab.fileio import atomic_write
 from weightlab.store import FORMAT_VERSION, dumps
 
 EXECUTORS = ("local", "ray")
@@ -197,9 +197,8 @@ def _read_previous(directory: Path) -> dict:
 
 
 def _write_json(path: Path, value) -> None:
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=f".{path.stem}-", delete=False) as handle:
+    with atomic_write(path) as handle:
         handle.write(dumps(value) + "\n")
-    os.replace(handle.name, path)
 
 
 def summarise(base: RunConfig, grid: dict, seeds: int, cells: list[Cell], runs_dir: Path, records: dict, previous: dict) -> dict:

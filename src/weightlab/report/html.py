@@ -12,12 +12,12 @@ import dataclasses
 import io
 import json
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from weightlab.errors import RunDirError
+from weightlab.fileio import atomic_write
 
 DPI = 80
 
@@ -329,7 +329,6 @@ def write_report(directory: str | os.PathLike, dataset=None) -> Path:
     else:
         raise RunDirError(f"{directory} holds no summary.json, proof.json, comparison.json or sweep.json; pass a directory made by weightlab run, prove, compare or sweep")
     target = directory / "report.html"
-    with tempfile.NamedTemporaryFile("w", dir=directory, prefix=".report-", suffix=".html", delete=False, encoding="utf-8") as handle:
+    with atomic_write(target, encoding="utf-8") as handle:
         handle.write(page)
-    os.replace(handle.name, target)
     return target

@@ -6,6 +6,7 @@ All terminal output of weightlab lives here and in cli.py; nothing else prints.
 from __future__ import annotations
 
 import contextlib
+from pathlib import Path
 import sys
 
 import numpy as np
@@ -78,7 +79,7 @@ def print_run(summary: dict, path) -> None:
     console.print()
     for line in frozen_explanation(s):
         console.print(line)
-    console.print(f"\nRun saved to [bold]{path}[/]")
+    console.print(f"\nRun saved to [bold]{path}[/]" + (f"; open {path}/report.html for the figures" if (Path(path) / "report.html").is_file() else ""))
 
 
 def layer_table(layers: list[dict]) -> Table:
