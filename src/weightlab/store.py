@@ -60,7 +60,7 @@ def dumps(value) -> str:
 
 
 class RunWriter:
-    """Writes one run directory under a temporary name; `commit` renames it into place.
+    """Writes one run (or proof, comparison) directory under a temporary name; `commit` renames it into place.
 
     Created before training starts, so an unusable ``--out`` fails in a second, not after
     the training. Used as a context manager, a failure removes the temporary directory.
@@ -76,7 +76,7 @@ class RunWriter:
             self.temp = self.out / f"{_TEMP_PREFIX}{run_id}"
             self.temp.mkdir()
         except OSError as error:
-            raise RunDirError(f"cannot create a run directory in {self.out} ({error.strerror}); pass a writable --out") from error
+            raise RunDirError(f"cannot create a directory in {self.out} ({error.strerror}); pass a writable --out") from error
         self.path = self.out / run_id
         if self.path.exists():
             shutil.rmtree(self.temp, ignore_errors=True)
@@ -138,8 +138,9 @@ class RunWriter:
     def commit(self) -> Path:
         """Make the run visible: flush every file, then one rename."""
         for file in self.temp.iterdir():
-            with open(file, "rb") as handle:
-                os.fsync(handle.fileno())
+            if file.is_file():  # subdirectories (a proof's runs) were committed on their own
+                with open(file, "rb") as handle:
+                    os.fsync(handle.fileno())
         os.rename(self.temp, self.path)
         return self.path
 

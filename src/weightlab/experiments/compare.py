@@ -11,18 +11,16 @@ import dataclasses
 import datetime
 import itertools
 import json
-import os
 import secrets
-import shutil
 import typing
 from pathlib import Path
 
 from weightlab.analysis import aggregate
 from weightlab.config import RunConfig
-from weightlab.errors import ConfigError, RunDirError
+from weightlab.errors import ConfigError
 from weightlab.experiments.run import run
 from weightlab.models import parameter_count
-from weightlab.store import FORMAT_VERSION, dumps
+from weightlab.store import FORMAT_VERSION, RunWriter, dumps
 
 # Fields that name what is compared rather than how (seed is the repetition, not a variant).
 _NOT_AXES = {"seed", "backend"}
@@ -74,35 +72,22 @@ def compare(config: RunConfig | None = None, *, axis: str = "hidden", values: li
     variants = [dataclasses.replace(base, **{axis: value}) for value in values]  # validates every value now
     seed_list = [base.seed + i for i in range(seeds)]
 
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise RunDirError(f"--out {out} is a file; pass a directory (it is created if missing)")
     comparison_id = f"{datetime.datetime.now():%Y%m%d-%H%M%S}-{axis}-{'-'.join(map(str, values))}-{seeds}seeds-{secrets.token_hex(2)}"
-    temp = out / f".incomplete-{comparison_id}"
-    try:
-        (temp / "runs").mkdir(parents=True)
-    except OSError as error:
-        raise RunDirError(f"cannot create a comparison directory in {out} ({error.strerror}); pass a writable --out") from error
-
-    try:
+    with RunWriter(out, comparison_id) as writer:
         summaries: dict[int, list[dict]] = {i: [] for i in range(len(values))}
         total = len(values) * seeds
         for done, (seed, (index, variant)) in enumerate(itertools.product(seed_list, enumerate(variants))):
             if progress:
                 progress(done, total, f"{axis}={values[index]}, seed {seed}")
-            stored = run(dataclasses.replace(variant, seed=seed), out=temp / "runs", data_dir=data_dir, report=False)
+            stored = run(dataclasses.replace(variant, seed=seed), out=writer.temp / "runs", data_dir=data_dir, report=False)
             summaries[index].append(stored.summary)
         result = summarise(base, axis, values, seed_list, summaries)
-        (temp / "comparison.json").write_text(dumps(result) + "\n")
+        writer.write_json("comparison.json", result)
         if report:
             from weightlab.report.html import write_report
 
-            write_report(temp)
-        path = out / comparison_id
-        os.rename(temp, path)
-    except BaseException:
-        shutil.rmtree(temp, ignore_errors=True)
-        raise
+            write_report(writer.temp)
+        path = writer.commit()
     return Comparison(path=path, result=json.loads(dumps(result)))
 
 

@@ -12,9 +12,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import json
-import os
 import secrets
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -24,9 +22,9 @@ from weightlab.analysis import controls, stats
 from weightlab.analysis.inputs import pixel_activity
 from weightlab.backend import keras_for
 from weightlab.config import RunConfig
-from weightlab.errors import ConfigError, RunDirError
+from weightlab.errors import ConfigError
 from weightlab.experiments.run import run
-from weightlab.store import FORMAT_VERSION, dumps
+from weightlab.store import FORMAT_VERSION, RunWriter, dumps
 
 # The line from W_0 (α = 0) to W_T (α = 1), and a little beyond, in steps of 0.05.
 ALPHAS = tuple(round(0.05 * i, 2) for i in range(27))
@@ -46,17 +44,8 @@ def prove(config: RunConfig | None = None, *, seeds: int = 3, out: str | Path = 
     keras = keras_for(config.backend)
     from weightlab.train.keras_fit import evaluate, to_inputs
 
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise RunDirError(f"--out {out} is a file; pass a directory (it is created if missing)")
     proof_id = f"{datetime.datetime.now():%Y%m%d-%H%M%S}-{config.dataset}-h{config.hidden}-{seeds}seeds-{secrets.token_hex(2)}"
-    temp = out / f".incomplete-{proof_id}"
-    try:
-        (temp / "runs").mkdir(parents=True)
-    except OSError as error:
-        raise RunDirError(f"cannot create a proof directory in {out} ({error.strerror}); pass a writable --out") from error
-
-    try:
+    with RunWriter(out, proof_id) as writer:
         dataset = data.load(config.dataset, data_dir=data_dir)
         x_test = to_inputs(dataset.x_test)
         fit_samples = len(dataset.x_train) - int(len(dataset.x_train) * config.validation_split)
@@ -71,24 +60,20 @@ def prove(config: RunConfig | None = None, *, seeds: int = 3, out: str | Path = 
         for index, seed in enumerate(config.seed + i for i in range(seeds)):
             if progress:
                 progress(index, seeds, f"seed {seed}: training")
-            trained = run(dataclasses.replace(config, seed=seed), out=temp / "runs", data_dir=data_dir, report=False)
+            trained = run(dataclasses.replace(config, seed=seed), out=writer.temp / "runs", data_dir=data_dir, report=False)
             if progress:
                 progress(index, seeds, f"seed {seed}: training on shuffled labels")
-            shuffled = run(dataclasses.replace(config, seed=seed, shuffle_labels=True), out=temp / "runs", data_dir=data_dir, report=False)
+            shuffled = run(dataclasses.replace(config, seed=seed, shuffle_labels=True), out=writer.temp / "runs", data_dir=data_dir, report=False)
             if progress:
                 progress(index, seeds, f"seed {seed}: controls")
             seed_results.append(measure_seed(seed, trained, shuffled, test_set, np.random.default_rng([seed, 0xC0DE])))
         result = summarise(config, seed_results, activity)
-        (temp / "proof.json").write_text(dumps(result) + "\n")
+        writer.write_json("proof.json", result)
         if report:
             from weightlab.report.html import write_report
 
-            write_report(temp)
-        path = out / proof_id
-        os.rename(temp, path)
-    except BaseException:
-        shutil.rmtree(temp, ignore_errors=True)
-        raise
+            write_report(writer.temp)
+        path = writer.commit()
     return Proof(path=path, result=json.loads(dumps(result)))
 
 

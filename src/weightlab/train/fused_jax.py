@@ -136,7 +136,12 @@ def _program_for(model, batch_size: int, step_stats: bool) -> _Program:
     """
     import json
 
-    key = json.dumps([model.get_config(), keras.optimizers.serialize(model.optimizer), batch_size, step_stats], sort_keys=True, default=str)
+    # Built from the layers themselves: model.get_config() would import TensorFlow (≈2.5 s) to serialise.
+    layers = [
+        (type(layer).__name__, layer.name, [tuple(v.shape) for v in layer.weights], getattr(getattr(layer, "activation", None), "__name__", None))
+        for layer in model.layers
+    ]
+    key = json.dumps([layers, model.optimizer.get_config(), batch_size, step_stats], sort_keys=True, default=str)
     if key not in _PROGRAMS:
         _PROGRAMS[key] = _Program(model, batch_size, step_stats)
     return _PROGRAMS[key]
