@@ -64,3 +64,18 @@ def test_run_picks_the_path_it_claims(tmp_path):
     assert run.summary["training_path"] == "keras.fit"
     run = weightlab.run(dataset="synthetic", epochs=1, out=tmp_path, backend="jax")
     assert run.summary["training_path"] == "fused-jax"
+
+
+def test_shared_evaluation_equals_model_evaluate(small):
+    x, y = small
+    keras.utils.set_random_seed(5)
+    model = models.build(RunConfig(dataset="synthetic", hidden=16), keras)
+    model.fit(x, y, epochs=1, batch_size=32, verbose=0)
+    loss, accuracy = keras_fit.evaluate(model, x, y)
+    reference = model.evaluate(x, y, batch_size=32, verbose=0, return_dict=True)
+    assert loss == pytest.approx(reference["loss"], rel=1e-5) and accuracy == pytest.approx(reference["accuracy"], abs=1e-7)
+    np.testing.assert_allclose(keras_fit.predict(model, x), model.predict(x, verbose=0), rtol=1e-5, atol=1e-7)
+    # with weights given, it evaluates those and leaves them in the model
+    initial = [np.zeros_like(w) for w in model.get_weights()]
+    loss_zero, _ = keras_fit.evaluate(model, x, y, weights=initial)
+    assert loss_zero == pytest.approx(np.log(10), rel=1e-5)  # all-zero weights: a uniform softmax

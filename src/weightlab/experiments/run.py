@@ -58,7 +58,7 @@ def run(
     """
     config = dataclasses.replace(config or RunConfig(), **overrides).resolved()
     keras = keras_for(config.backend)
-    from weightlab.train.keras_fit import evaluate, to_inputs
+    from weightlab.train.keras_fit import evaluate, predict, to_inputs
 
     dataset = data.load(config.dataset, data_dir=data_dir)
     fit_samples = len(dataset.x_train) - int(len(dataset.x_train) * config.validation_split)
@@ -79,7 +79,7 @@ def run(
         loss_after, accuracy_after = evaluate(model, x_test, dataset.y_test)
         loss_before, accuracy_before = evaluate(model, x_test, dataset.y_test, weights=list(initial.values()))
         model.set_weights(list(final.values()))
-        probabilities = model.predict(x_test, batch_size=1000, verbose=0)
+        probabilities = predict(model, x_test)
         first_kernel = tracked.variable_names[0]
         summary = {
             "format_version": FORMAT_VERSION,

@@ -125,6 +125,15 @@ class _Program:
 
 
 _PROGRAMS: dict[str, _Program] = {}
+_PREDICTORS: dict[str, object] = {}
+
+
+def _architecture(model) -> list:
+    # Built from the layers themselves: model.get_config() would import TensorFlow (≈2.5 s) to serialise.
+    return [
+        (type(layer).__name__, layer.name, [tuple(v.shape) for v in layer.weights], getattr(getattr(layer, "activation", None), "__name__", None))
+        for layer in model.layers
+    ]
 
 
 def _program_for(model, batch_size: int, step_stats: bool) -> _Program:
@@ -136,15 +145,25 @@ def _program_for(model, batch_size: int, step_stats: bool) -> _Program:
     """
     import json
 
-    # Built from the layers themselves: model.get_config() would import TensorFlow (≈2.5 s) to serialise.
-    layers = [
-        (type(layer).__name__, layer.name, [tuple(v.shape) for v in layer.weights], getattr(getattr(layer, "activation", None), "__name__", None))
-        for layer in model.layers
-    ]
-    key = json.dumps([layers, model.optimizer.get_config(), batch_size, step_stats], sort_keys=True, default=str)
+    key = json.dumps([_architecture(model), model.optimizer.get_config(), batch_size, step_stats], sort_keys=True, default=str)
     if key not in _PROGRAMS:
         _PROGRAMS[key] = _Program(model, batch_size, step_stats)
     return _PROGRAMS[key]
+
+
+def predict(model, x: np.ndarray) -> np.ndarray:
+    """The model's output probabilities for ``x``, by one jitted stateless call cached per architecture.
+
+    `model.predict` and `model.evaluate` compile new functions for every model object (0.2–0.4 s
+    each); runs of one architecture share this one.
+    """
+    import json
+
+    key = json.dumps(_architecture(model), default=str)
+    if key not in _PREDICTORS:
+        _PREDICTORS[key] = jax.jit(lambda trainable, non_trainable, inputs: model.stateless_call(trainable, non_trainable, inputs, training=False)[0])
+    probabilities = _PREDICTORS[key]([v.value for v in model.trainable_variables], [v.value for v in model.non_trainable_variables], jnp.asarray(x))
+    return np.asarray(probabilities)
 
 
 def fit(model, x_train: np.ndarray, y_train: np.ndarray, config: RunConfig, progress: ProgressHook | None = None) -> FitResult:
