@@ -18,7 +18,7 @@ from pathlib import Path
 from weightlab.analysis import aggregate
 from weightlab.config import RunConfig
 from weightlab.errors import ConfigError
-from weightlab.experiments.run import run
+from weightlab.experiments.run import run_many
 from weightlab.models import parameter_count
 from weightlab.store import FORMAT_VERSION, RunWriter, dumps
 
@@ -74,13 +74,11 @@ def compare(config: RunConfig | None = None, *, axis: str = "hidden", values: li
 
     comparison_id = f"{datetime.datetime.now():%Y%m%d-%H%M%S}-{axis}-{'-'.join(map(str, values))}-{seeds}seeds-{secrets.token_hex(2)}"
     with RunWriter(out, comparison_id) as writer:
-        summaries: dict[int, list[dict]] = {i: [] for i in range(len(values))}
-        total = len(values) * seeds
-        for done, (seed, (index, variant)) in enumerate(itertools.product(seed_list, enumerate(variants))):
-            if progress:
-                progress(done, total, f"{axis}={values[index]}, seed {seed}")
-            stored = run(dataclasses.replace(variant, seed=seed), out=writer.temp / "runs", data_dir=data_dir, report=False)
-            summaries[index].append(stored.summary)
+        if progress:
+            progress(0, len(values), f"training {len(values)} variants × {seeds} seeds (each variant's seeds together)")
+        # Each variant's seeds share an architecture and train in one program (run_many groups them).
+        stored = run_many([dataclasses.replace(variant, seed=seed) for variant in variants for seed in seed_list], out=writer.temp / "runs", data_dir=data_dir)
+        summaries = {index: [r.summary for r in stored[index * seeds : (index + 1) * seeds]] for index in range(len(values))}
         result = summarise(base, axis, values, seed_list, summaries)
         writer.write_json("comparison.json", result)
         if report:

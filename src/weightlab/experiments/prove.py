@@ -23,7 +23,7 @@ from weightlab.analysis.inputs import pixel_activity
 from weightlab.backend import keras_for
 from weightlab.config import RunConfig
 from weightlab.errors import ConfigError
-from weightlab.experiments.run import run
+from weightlab.experiments.run import run_many
 from weightlab.store import FORMAT_VERSION, RunWriter, dumps
 
 # The line from W_0 (α = 0) to W_T (α = 1), and a little beyond, in steps of 0.05.
@@ -56,16 +56,17 @@ def prove(config: RunConfig | None = None, *, seeds: int = 3, out: str | Path = 
         def test_set(weights: dict[str, np.ndarray]) -> tuple[float, float]:
             return evaluate(evaluator, x_test, dataset.y_test, [weights[name] for name in names])
 
+        seed_list = [config.seed + i for i in range(seeds)]
+        if progress:
+            progress(0, seeds, f"training {2 * seeds} runs together ({seeds} seeds, trained and on shuffled labels)")
+        # Every seed's run and its shuffled-labels control differ only in seed and labels: one program trains them all.
+        stored = run_many([dataclasses.replace(config, seed=seed, shuffle_labels=shuffled) for seed in seed_list for shuffled in (False, True)],
+                          out=writer.temp / "runs", data_dir=data_dir)
         seed_results = []
-        for index, seed in enumerate(config.seed + i for i in range(seeds)):
-            if progress:
-                progress(index, seeds, f"seed {seed}: training")
-            trained = run(dataclasses.replace(config, seed=seed), out=writer.temp / "runs", data_dir=data_dir, report=False)
-            if progress:
-                progress(index, seeds, f"seed {seed}: training on shuffled labels")
-            shuffled = run(dataclasses.replace(config, seed=seed, shuffle_labels=True), out=writer.temp / "runs", data_dir=data_dir, report=False)
+        for index, seed in enumerate(seed_list):
             if progress:
                 progress(index, seeds, f"seed {seed}: controls")
+            trained, shuffled = stored[2 * index], stored[2 * index + 1]
             seed_results.append(measure_seed(seed, trained, shuffled, test_set, np.random.default_rng([seed, 0xC0DE])))
         result = summarise(config, seed_results, activity)
         writer.write_json("proof.json", result)

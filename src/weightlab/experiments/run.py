@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import platform
@@ -58,72 +59,127 @@ def run(
     """
     config = dataclasses.replace(config or RunConfig(), **overrides).resolved()
     keras = keras_for(config.backend)
-    from weightlab.train.keras_fit import evaluate, predict, to_inputs
+    dataset = _load(config, data_dir)
+    with RunWriter(out, run_id or new_run_id(config)) as writer:
+        model, x_train, y_train = _prepare(keras, config, dataset)
+        fitted = training_path(model, config).fit(model, x_train, y_train, config, progress=progress)
+        return _finish(keras, writer, config, dataset, model, fitted, report)
 
+
+def run_many(configs: list[RunConfig], *, out: str | Path = "runs", data_dir: str | Path | None = None, report: bool = False) -> list[Run]:
+    """Several runs, trained together where they can be, each stored as `run` would store it.
+
+    Runs on the fused JAX path that differ only in seed and labels (a proof's seeds and
+    controls, a comparison's seeds of one variant) train in one vmapped program: N runs cost
+    far less than N times one. Any other run trains on its own. Each run's initialisation,
+    data order and numbers are its own, as if it had run alone (to float rounding).
+    """
+    configs = [config.resolved() for config in configs]
+    groups: dict[str, list[int]] = {}
+    for index, config in enumerate(configs):
+        shared = dataclasses.replace(config, seed=0, shuffle_labels=False)
+        groups.setdefault(json.dumps(shared.to_dict(), sort_keys=True), []).append(index)
+    stored: dict[int, Run] = {}
+    for members in groups.values():
+        group = [configs[i] for i in members]
+        keras = keras_for(group[0].backend)
+        if len(group) == 1 or group[0].backend != "jax" or group[0].training_path == "keras.fit":
+            for index in members:
+                stored[index] = run(configs[index], out=out, data_dir=data_dir, report=report)
+            continue
+        from weightlab.train import fused_jax
+
+        dataset = _load(group[0], data_dir)
+        with contextlib.ExitStack() as cleanup:
+            writers = [cleanup.enter_context(RunWriter(out, new_run_id(config))) for config in group]  # an unusable --out fails before training
+            prepared, orders = [], []
+            fit_samples = len(dataset.x_train) - int(len(dataset.x_train) * group[0].validation_split)
+            for config in group:
+                model, x_train, y_train = _prepare(keras, config, dataset)
+                orders.append(fused_jax.draw_orders(model, fit_samples, config.epochs))  # where model.fit would draw them
+                prepared.append((model, y_train))
+            fitted = fused_jax.fit_many([m for m, _ in prepared], x_train, [y for _, y in prepared], group[0], orders)
+            for index, writer, config, (model, _), result in zip(members, writers, group, prepared, fitted):
+                stored[index] = _finish(keras, writer, config, dataset, model, result, report)
+    return [stored[i] for i in range(len(configs))]
+
+
+def _load(config: RunConfig, data_dir):
     dataset = data.load(config.dataset, data_dir=data_dir)
     fit_samples = len(dataset.x_train) - int(len(dataset.x_train) * config.validation_split)
     if config.batch_size > fit_samples:
         raise ConfigError(f"batch_size {config.batch_size} is larger than the {fit_samples} training samples; pass a smaller --batch-size")
+    return dataset
 
-    with RunWriter(out, run_id or new_run_id(config)) as writer:
-        set_random_seed(keras, config.seed)
-        model = models.build(config, keras)
-        x_train, x_test = to_inputs(dataset.x_train), to_inputs(dataset.x_test)
-        y_train = training_labels(dataset.y_train, config)
-        fitted = training_path(model, config).fit(model, x_train, y_train, config, progress=progress)
-        tracked = fitted.tracked
-        initial, final = tracked.initial(), tracked.final()
-        # "Before" is measured after training, on the initial weights the tracker kept:
-        # an evaluate() before fit() would shift the random stream Keras shuffles with,
-        # and the training would no longer be the tutorial's script, step for step.
-        loss_after, accuracy_after = evaluate(model, x_test, dataset.y_test)
-        loss_before, accuracy_before = evaluate(model, x_test, dataset.y_test, weights=list(initial.values()))
-        model.set_weights(list(final.values()))
-        probabilities = predict(model, x_test)
-        first_kernel = tracked.variable_names[0]
-        summary = {
-            "format_version": FORMAT_VERSION,
-            "status": "complete",
-            "run_id": writer.run_id,
-            "weightlab_version": weightlab.__version__,
-            "backend": config.backend,
-            "training_path": fitted.path,
-            "dataset": config.dataset,
-            "dataset_source": dataset.source,
-            "data_seconds": dataset.seconds,
-            "config": config.to_dict(),
-            "parameters": models.parameter_count(config),
-            "samples": {"train": fit_samples, "validation": len(dataset.x_train) - fit_samples, "test": len(dataset.x_test)},
-            "test_accuracy_before": accuracy_before,
-            "test_loss_before": loss_before,
-            "test_accuracy_after": accuracy_after,
-            "test_loss_after": loss_after,
-            "train_seconds": fitted.train_seconds,
-            "steps": fitted.steps,
-            "history": fitted.history,
-            "layers": layer_changes(initial, final),
-            "frozen_inputs": frozen_inputs(dataset.x_train[:fit_samples], initial[first_kernel], final[first_kernel]),
-            "weight_samples": weight_samples(initial, final),
-        }
-        busiest = summary["frozen_inputs"]["busiest_pixel_index"]
-        summary["moved_sample"] = {
-            "variable": first_kernel,
-            "row": busiest,
-            "before": initial[first_kernel][busiest, :SAMPLE_WIDTH],
-            "after": final[first_kernel][busiest, :SAMPLE_WIDTH],
-        }
 
-        writer.write_json("config.json", {"format_version": FORMAT_VERSION, "config": config.to_dict(), "dataset_source": dataset.source, "versions": versions(keras)})
-        writer.write_history(fitted.history, fitted.epoch_seconds)
-        writer.write_steps(tracked)
-        writer.write_predictions(dataset.y_test, probabilities)
-        writer.write_snapshots(tracked, {"backend": config.backend, "dataset": config.dataset, "config": dumps(config.to_dict())})
-        writer.write_json("summary.json", summary)
-        if report:
-            from weightlab.report.html import write_report
+def _prepare(keras, config: RunConfig, dataset):
+    """The seeded, freshly built model and the arrays it trains on."""
+    from weightlab.train.keras_fit import to_inputs
 
-            write_report(writer.temp, dataset=dataset)
-        path = writer.commit()
+    set_random_seed(keras, config.seed)
+    model = models.build(config, keras)
+    return model, to_inputs(dataset.x_train), training_labels(dataset.y_train, config)
+
+
+def _finish(keras, writer: RunWriter, config: RunConfig, dataset, model, fitted, report: bool) -> Run:
+    """Evaluate, analyse and write one trained run; returns it stored."""
+    from weightlab.train.keras_fit import evaluate, predict, to_inputs
+
+    fit_samples = len(dataset.x_train) - int(len(dataset.x_train) * config.validation_split)
+    x_test = to_inputs(dataset.x_test)
+    tracked = fitted.tracked
+    initial, final = tracked.initial(), tracked.final()
+    # "Before" is measured after training, on the initial weights the tracker kept:
+    # an evaluate() before fit() would shift the random stream Keras shuffles with,
+    # and the training would no longer be the tutorial's script, step for step.
+    loss_after, accuracy_after = evaluate(model, x_test, dataset.y_test)
+    loss_before, accuracy_before = evaluate(model, x_test, dataset.y_test, weights=list(initial.values()))
+    model.set_weights(list(final.values()))
+    probabilities = predict(model, x_test)
+    first_kernel = tracked.variable_names[0]
+    summary = {
+        "format_version": FORMAT_VERSION,
+        "status": "complete",
+        "run_id": writer.run_id,
+        "weightlab_version": weightlab.__version__,
+        "backend": config.backend,
+        "training_path": fitted.path,
+        "dataset": config.dataset,
+        "dataset_source": dataset.source,
+        "data_seconds": dataset.seconds,
+        "config": config.to_dict(),
+        "parameters": models.parameter_count(config),
+        "samples": {"train": fit_samples, "validation": len(dataset.x_train) - fit_samples, "test": len(dataset.x_test)},
+        "test_accuracy_before": accuracy_before,
+        "test_loss_before": loss_before,
+        "test_accuracy_after": accuracy_after,
+        "test_loss_after": loss_after,
+        "train_seconds": fitted.train_seconds,
+        "steps": fitted.steps,
+        "history": fitted.history,
+        "layers": layer_changes(initial, final),
+        "frozen_inputs": frozen_inputs(dataset.x_train[:fit_samples], initial[first_kernel], final[first_kernel]),
+        "weight_samples": weight_samples(initial, final),
+    }
+    busiest = summary["frozen_inputs"]["busiest_pixel_index"]
+    summary["moved_sample"] = {
+        "variable": first_kernel,
+        "row": busiest,
+        "before": initial[first_kernel][busiest, :SAMPLE_WIDTH],
+        "after": final[first_kernel][busiest, :SAMPLE_WIDTH],
+    }
+
+    writer.write_json("config.json", {"format_version": FORMAT_VERSION, "config": config.to_dict(), "dataset_source": dataset.source, "versions": versions(keras)})
+    writer.write_history(fitted.history, fitted.epoch_seconds)
+    writer.write_steps(tracked)
+    writer.write_predictions(dataset.y_test, probabilities)
+    writer.write_snapshots(tracked, {"backend": config.backend, "dataset": config.dataset, "config": dumps(config.to_dict())})
+    writer.write_json("summary.json", summary)
+    if report:
+        from weightlab.report.html import write_report
+
+        write_report(writer.temp, dataset=dataset)
+    path = writer.commit()
     return Run(path=path, config=config, summary=json.loads(dumps(summary)))
 
 

@@ -120,8 +120,35 @@ class _Program:
             loss = jnp.mean(keras.losses.sparse_categorical_crossentropy(y, probs))
             return loss, jnp.mean(jnp.argmax(probs, axis=-1) == y)
 
-        self.chunk = jax.jit(chunk, donate_argnums=0)
-        self.evaluate = jax.jit(evaluate)
+        # Several runs of one architecture (seeds, controls) can train in one call, vmapped over
+        # a leading run axis: the data and batch masks are shared; each run has its own weights,
+        # optimizer state, data order and labels. A single run takes the unbatched program,
+        # whose arithmetic is exactly model.fit's (a batch of one changes XLA's kernels).
+        self._chunk_one = jax.jit(chunk, donate_argnums=0)
+        self._chunk_many = jax.jit(jax.vmap(chunk, in_axes=(0, 0, None, None, None, 0, 0)), donate_argnums=0)
+        self._evaluate_one = jax.jit(evaluate)
+        self._evaluate_many = jax.jit(jax.vmap(evaluate, in_axes=(0, 0, None, 0)))
+
+    def chunk(self, state, indices, masks, active, x_all, y_all, initial):
+        """Train every run (leading axis of state, indices, y_all, initial) through one chunk of steps."""
+        if len(indices) > 1:
+            return self._chunk_many(state, indices, masks, active, x_all, y_all, initial)
+        state, outputs = self._chunk_one(_first(state), indices[0], masks, active, x_all, y_all[0], _first(initial))
+        return _with_run_axis(state), _with_run_axis(outputs)
+
+    def evaluate(self, trainable, non_trainable, x, y):
+        """(loss, accuracy) of every run (leading axis of the weights and y) on the shared x."""
+        if len(y) > 1:
+            return self._evaluate_many(trainable, non_trainable, x, y)
+        return _with_run_axis(self._evaluate_one(_first(trainable), _first(non_trainable), x, y[0]))
+
+
+def _first(tree):
+    return jax.tree_util.tree_map(lambda leaf: leaf[0], tree)
+
+
+def _with_run_axis(tree):
+    return jax.tree_util.tree_map(lambda leaf: leaf[None], tree)
 
 
 _PROGRAMS: dict[str, _Program] = {}
@@ -166,91 +193,126 @@ def predict(model, x: np.ndarray) -> np.ndarray:
     return np.asarray(probabilities)
 
 
+def draw_orders(model, fit_samples: int, epochs: int) -> list[np.ndarray]:
+    """The data order of each epoch, drawn now from numpy's global generator as `model.fit` would draw it.
+
+    Call it right after seeding and building the model, where `model.fit` would start.
+    """
+    if _fit_would_build(model):
+        np.random.permutation(fit_samples)  # Keras's build pass draws (and discards) one permutation
+    return [np.random.permutation(fit_samples) for _ in range(epochs)]
+
+
 def fit(model, x_train: np.ndarray, y_train: np.ndarray, config: RunConfig, progress: ProgressHook | None = None) -> FitResult:
     """Train ``model`` as ``model.fit`` would, in jitted chunks; the model holds the trained weights after."""
+    fit_samples = len(x_train) - int(len(x_train) * config.validation_split)
+    orders = draw_orders(model, fit_samples, config.epochs)
+    return fit_many([model], x_train, [y_train], config, [orders], progress)[0]
+
+
+def _stack(trees: list):
+    return jax.tree_util.tree_map(lambda *leaves: jnp.stack(leaves), *trees)
+
+
+def fit_many(models: list, x_train: np.ndarray, labels: list[np.ndarray], config: RunConfig, orders: list[list[np.ndarray]],
+             progress: ProgressHook | None = None) -> list[FitResult]:
+    """Train several models of one architecture together, each as ``model.fit`` would train it alone.
+
+    ``labels[r]`` and ``orders[r]`` (from `draw_orders`) belong to ``models[r]``; ``config`` is
+    what they share (everything but the seed and the labels). Each model holds its trained
+    weights after.
+    """
+    runs = len(models)
     samples = len(x_train)
     fit_samples = samples - int(samples * config.validation_split)
     batch = config.batch_size
     steps_per_epoch = -(-fit_samples // batch)
     total_steps = steps_per_epoch * config.epochs
 
-    x_fit, y_fit = jnp.asarray(x_train[:fit_samples]), jnp.asarray(y_train[:fit_samples], dtype=jnp.int32)
-    x_val, y_val = jnp.asarray(x_train[fit_samples:]), jnp.asarray(y_train[fit_samples:], dtype=jnp.int32)
+    x_fit, x_val = jnp.asarray(x_train[:fit_samples]), jnp.asarray(x_train[fit_samples:])
+    y_fit = jnp.asarray(np.stack([y[:fit_samples] for y in labels]), dtype=jnp.int32)
+    y_val = jnp.asarray(np.stack([y[fit_samples:] for y in labels]), dtype=jnp.int32)
 
-    model.optimizer.build(model.trainable_variables)
-    names = [v.path.removeprefix(f"{model.name}/") for v in model.trainable_variables]
-    trainable = [v.value for v in model.trainable_variables]
-    state = (trainable, [v.value for v in model.non_trainable_variables], [v.value for v in model.optimizer.variables])
-    initial = [jnp.array(v, copy=True) for v in trainable]
-    program = _program_for(model, batch, config.step_stats)
+    for model in models:
+        model.optimizer.build(model.trainable_variables)
+    names = [v.path.removeprefix(f"{models[0].name}/") for v in models[0].trainable_variables]
+    state = _stack([([v.value for v in m.trainable_variables], [v.value for v in m.non_trainable_variables], [v.value for v in m.optimizer.variables])
+                    for m in models])
+    initial = [jnp.array(v, copy=True) for v in state[0]]
+    program = _program_for(models[0], batch, config.step_stats)
 
-    snapshots = [[np.asarray(v, dtype=np.float32) for v in trainable]]
+    snapshots = [[np.asarray(v, dtype=np.float32) for v in state[0]]]  # each: variables, leading run axis
     snapshot_steps = [0]
     losses, corrects, step_norms = [], [], []
-    history: dict[str, list[float]] = {"accuracy": [], "loss": [], "val_accuracy": [], "val_loss": []}
+    history = [{"accuracy": [], "loss": [], "val_accuracy": [], "val_loss": []} for _ in range(runs)]
     epoch_seconds: list[float] = []
     # Batch b of an epoch holds positions [b·B, (b+1)·B) of that epoch's permutation; the last
     # batch is padded with position 0 and masked out.
     positions = np.arange(steps_per_epoch * batch)
     masks_epoch = (positions < fit_samples).astype(np.float32).reshape(steps_per_epoch, batch)
-
-    if _fit_would_build(model):
-        np.random.permutation(fit_samples)  # Keras's build pass draws (and discards) one permutation
+    sizes = masks_epoch.sum(axis=1)
     chunk_length = min(config.snapshot_every, steps_per_epoch) if config.snapshot_every else steps_per_epoch
-    start = time.perf_counter()
-    order = None
-    epoch_start = start
+
+    start = epoch_start = time.perf_counter()
     for epoch, first, length in _chunks(steps_per_epoch, config.epochs, config.snapshot_every):
         if first == 0:
-            order = np.random.permutation(fit_samples)  # what Keras's data adapter draws, in the same place
-            order_padded = np.concatenate([order, np.zeros(len(positions) - fit_samples, dtype=order.dtype)]).reshape(steps_per_epoch, batch)
+            padding = np.zeros(len(positions) - fit_samples, dtype=np.int64)
+            epoch_orders = [np.concatenate([run_orders[epoch], padding]).reshape(steps_per_epoch, batch) for run_orders in orders]
             epoch_start = time.perf_counter()
-        indices, masks = _padded(order_padded, first, length, chunk_length), _padded(masks_epoch, first, length, chunk_length)
+        indices = np.stack([_padded(order, first, length, chunk_length) for order in epoch_orders])
+        masks = _padded(masks_epoch, first, length, chunk_length)
         active = np.arange(chunk_length) < length
         state, (loss, correct, chunk_norms) = program.chunk(state, indices, masks, active, x_fit, y_fit, initial)
-        losses.append(loss[:length])
-        corrects.append(correct[:length])
-        step_norms.append(chunk_norms[:length])
+        losses.append(loss[:, :length])
+        corrects.append(correct[:, :length])
+        step_norms.append(chunk_norms[:, :length])
         done = epoch * steps_per_epoch + first + length
         epoch_ended = first + length == steps_per_epoch
         if epoch_ended or (config.snapshot_every and done % config.snapshot_every == 0):
             snapshots.append([np.asarray(v, dtype=np.float32) for v in state[0]])
             snapshot_steps.append(done)
         if epoch_ended:
-            epoch_losses = np.concatenate([np.asarray(l, dtype=np.float64) for l in losses])[-steps_per_epoch:]
-            epoch_correct = np.concatenate([np.asarray(c) for c in corrects])[-steps_per_epoch:]
-            sizes = masks_epoch.sum(axis=1)
-            val_loss, val_accuracy = program.evaluate(state[0], state[1], x_val, y_val) if len(x_val) else (np.nan, np.nan)
-            history["loss"].append(float((epoch_losses * sizes).sum() / sizes.sum()))
-            history["accuracy"].append(float(epoch_correct.sum() / fit_samples))
-            history["val_loss"].append(float(val_loss))
-            history["val_accuracy"].append(float(val_accuracy))
+            epoch_losses = np.concatenate([np.asarray(l, dtype=np.float64) for l in losses], axis=1)[:, -steps_per_epoch:]
+            epoch_correct = np.concatenate([np.asarray(c) for c in corrects], axis=1)[:, -steps_per_epoch:]
+            if fit_samples < samples:
+                val_loss, val_accuracy = (np.asarray(v) for v in program.evaluate(state[0], state[1], x_val, y_val))
+            else:
+                val_loss = val_accuracy = np.full(runs, np.nan)
+            for r in range(runs):
+                history[r]["loss"].append(float((epoch_losses[r] * sizes).sum() / sizes.sum()))
+                history[r]["accuracy"].append(float(epoch_correct[r].sum() / fit_samples))
+                history[r]["val_loss"].append(float(val_loss[r]))
+                history[r]["val_accuracy"].append(float(val_accuracy[r]))
             epoch_seconds.append(time.perf_counter() - epoch_start)
             if progress:
-                logs = {key: values[-1] for key, values in history.items()}
+                logs = {key: values[-1] for key, values in history[0].items()}
                 progress(done, total_steps, dict(logs, epoch=epoch + 1, seconds=epoch_seconds[-1]))
         elif progress:
             progress(done, total_steps, None)
     train_seconds = time.perf_counter() - start
 
-    for variable, value in zip(model.trainable_variables, state[0]):
-        variable.assign(value)
-    for variable, value in zip(model.optimizer.variables, state[2]):
-        variable.assign(value)
-
-    norms = np.concatenate([np.asarray(n, dtype=np.float64) for n in step_norms])
+    all_losses = np.concatenate([np.asarray(l, dtype=np.float64) for l in losses], axis=1)
+    norms = np.concatenate([np.asarray(n, dtype=np.float64) for n in step_norms], axis=1)
     steps = np.asarray(snapshot_steps, dtype=np.int64)
-    tracked = TrackedWeights(
-        variable_names=names,
-        snapshot_steps=steps,
-        snapshot_epochs=steps / steps_per_epoch,
-        snapshots={name: np.stack([snap[i] for snap in snapshots]) for i, name in enumerate(names)},
-        loss=np.concatenate([np.asarray(l, dtype=np.float64) for l in losses]),
-        epoch=np.repeat(np.arange(config.epochs), steps_per_epoch),
-        distance_from_init=norms[:, 0, :],
-        update_norm=norms[:, 1, :],
-        weight_norm=norms[:, 2, :],
-    )
-    if not len(x_val):
-        history = {key: values for key, values in history.items() if not key.startswith("val_")}
-    return FitResult(history=history, epoch_seconds=epoch_seconds, train_seconds=train_seconds, steps=total_steps, tracked=tracked, path=TRAINING_PATH)
+    results = []
+    for r, model in enumerate(models):
+        for variable, value in zip(model.trainable_variables, state[0]):
+            variable.assign(value[r])
+        for variable, value in zip(model.optimizer.variables, state[2]):
+            variable.assign(value[r])
+        tracked = TrackedWeights(
+            variable_names=names,
+            snapshot_steps=steps,
+            snapshot_epochs=steps / steps_per_epoch,
+            snapshots={name: np.stack([snap[i][r] for snap in snapshots]) for i, name in enumerate(names)},
+            loss=all_losses[r],
+            epoch=np.repeat(np.arange(config.epochs), steps_per_epoch),
+            distance_from_init=norms[r, :, 0, :],
+            update_norm=norms[r, :, 1, :],
+            weight_norm=norms[r, :, 2, :],
+        )
+        run_history = history[r] if fit_samples < samples else {k: v for k, v in history[r].items() if not k.startswith("val_")}
+        # Runs trained together share the clock: each is charged its share of the time.
+        results.append(FitResult(history=run_history, epoch_seconds=[t / runs for t in epoch_seconds], train_seconds=train_seconds / runs,
+                                 steps=total_steps, tracked=tracked, path=TRAINING_PATH))
+    return results
