@@ -165,3 +165,14 @@ def test_tensorflow_backend_end_to_end(tmp_path, how):
     assert summary["test_accuracy_after"] > 0.9
     config_file = json.loads((next(tmp_path.iterdir()) / "config.json").read_text())
     assert "tensorflow" in config_file["versions"]
+
+
+def test_jax_compilation_cache_lives_in_weightlab_home(tmp_path):
+    """A second process reuses the first one's compiled programs (and says nothing about it)."""
+    import os
+
+    env = dict(os.environ, WEIGHTLAB_HOME=str(tmp_path / "home"), KERAS_BACKEND="jax")
+    code = "import weightlab; weightlab.run(dataset='synthetic', epochs=1, hidden=4, out=%r, report=False)" % str(tmp_path / "runs")
+    subprocess.run([sys.executable, "-c", code], check=True, env=env, capture_output=True, timeout=300)
+    cached = list((tmp_path / "home" / "jax-cache").iterdir())
+    assert any("chunk" in path.name for path in cached)
