@@ -97,9 +97,9 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--out", default="sweeps", help="where sweep directories go (default %(default)s)")
     sweep.add_argument("--name", default=None, help="the sweep's directory name (default: derived from the grid, so a rerun resumes it)")
 
-    report = commands.add_parser("report", help="(re)render report.html of a run, proof or comparison directory")
+    report = commands.add_parser("report", help="(re)render report.html of a run, proof, comparison or sweep directory")
     _common(report)
-    report.add_argument("directory", help="a directory made by weightlab run, prove or compare")
+    report.add_argument("directory", help="a directory made by weightlab run, prove, compare or sweep")
 
     export = commands.add_parser("export", help="export a run for other tools")
     export_commands = export.add_subparsers(dest="export_format", required=True, parser_class=_Parser, metavar="FORMAT")
@@ -272,7 +272,10 @@ def _data(args) -> int:
             print(dumps(infos if not args.dataset else infos[0]))
         else:
             for info in infos:
-                state = f"cached at {info['cache']} ({info['cache_bytes'] / 1e6:.1f} MB)" if info["cached"] else "not cached"
+                if not info["verified_by_sha256"]:
+                    state = "generated on demand, never cached"
+                else:
+                    state = f"cached at {info['cache']} ({info['cache_bytes'] / 1e6:.1f} MB)" if info["cached"] else "not cached"
                 terminal.console.print(f"[bold]{info['name']}[/]: {info['description']}; sources: {', '.join(info['sources'])}; {state}")
         return 0
     dataset = data.load(args.dataset, data_dir=args.data_dir, use_remote=args.data_command == "fetch")

