@@ -153,6 +153,11 @@ def _run(args) -> int:
         print(dumps(result.summary))
     else:
         terminal.print_run(result.summary, result.path)
+    if result.summary["status"] == "diverged":
+        d = result.summary["diverged"]
+        terminal.print_error(f"training diverged at step {d['step']} (loss {d['loss']}); the run up to step {d['kept_steps']} is saved in {result.path}: "
+                             "pass a smaller --learning-rate")
+        return 1
     return 0
 
 

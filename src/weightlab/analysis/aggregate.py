@@ -38,9 +38,12 @@ def variant_summary(summaries: Sequence[dict], thresholds: Sequence[float] = (0.
         name: {metric: stats.describe([_layer(s, name)[metric] for s in summaries if _layer(s, name)[metric] is not None]) for metric in LAYER_METRICS}
         for name in names
     }
+    # Per epoch, the mean over the runs that reached it (a diverged run stops early).
+    keys = dict.fromkeys(key for s in summaries for key in s["history"])
+    longest = max((len(values) for s in summaries for values in s["history"].values()), default=0)
     result["history_mean"] = {
-        key: [sum(s["history"][key][e] for s in summaries) / len(summaries) for e in range(len(summaries[0]["history"][key]))]
-        for key in summaries[0]["history"]
+        key: [stats.describe([s["history"][key][e] for s in summaries if len(s["history"].get(key, [])) > e])["mean"] for e in range(longest)]
+        for key in keys
     }
     return result
 

@@ -78,19 +78,28 @@ def t_ppf(q: float, df: float) -> float:
     return 0.5 * (low + high)
 
 
-def describe(values: Sequence[float], confidence: float = 0.95) -> dict:
+def finite(values: Sequence[float | None]) -> np.ndarray:
+    """The values as float64 with None, NaN and ±inf left out (a diverged run's missing loss, say)."""
+    x = np.asarray([math.nan if v is None else v for v in values], dtype=np.float64)
+    return x[np.isfinite(x)]
+
+
+def describe(values: Sequence[float | None], confidence: float = 0.95) -> dict:
     """n, mean, sample standard deviation (ddof 1) and the t-based confidence interval of the mean.
 
-    CI = mean ± t_{(1+c)/2, n−1} · s / √n. With one value the spread is unknown: std and CI are NaN.
+    CI = mean ± t_{(1+c)/2, n−1} · s / √n, over the finite values; ``missing`` counts the others
+    (``values`` keeps all of them, in order). With one value the spread is unknown: std and CI are NaN.
     """
-    x = np.asarray(values, dtype=np.float64)
+    everything = [math.nan if v is None else float(v) for v in values]
+    x = finite(everything)
     n = len(x)
     mean = float(x.mean()) if n else math.nan
-    if n < 2:
-        return {"n": n, "mean": mean, "std": math.nan, "ci_low": math.nan, "ci_high": math.nan, "values": x.tolist()}
-    std = float(x.std(ddof=1))
-    half = t_ppf(0.5 + confidence / 2.0, n - 1) * std / math.sqrt(n)
-    return {"n": n, "mean": mean, "std": std, "ci_low": mean - half, "ci_high": mean + half, "values": x.tolist()}
+    result = {"n": n, "missing": len(everything) - n, "mean": mean, "std": math.nan, "ci_low": math.nan, "ci_high": math.nan, "values": everything}
+    if n >= 2:
+        std = float(x.std(ddof=1))
+        half = t_ppf(0.5 + confidence / 2.0, n - 1) * std / math.sqrt(n)
+        result.update(std=std, ci_low=mean - half, ci_high=mean + half)
+    return result
 
 
 def _p_two_sided(t: float, df: float) -> float:
@@ -105,7 +114,7 @@ def welch_t_test(a: Sequence[float], b: Sequence[float]) -> dict:
     t = (ā − b̄) / √(s_a²/n_a + s_b²/n_b); df by Welch–Satterthwaite. Two-sided p.
     Zero variance in both samples gives t = ±∞ (p = 0) when the means differ, NaN when not.
     """
-    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    a, b = finite(a), finite(b)
     if len(a) < 2 or len(b) < 2:
         return {"t": math.nan, "df": math.nan, "p": math.nan}
     va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
@@ -120,7 +129,7 @@ def welch_t_test(a: Sequence[float], b: Sequence[float]) -> dict:
 
 def hedges_g(a: Sequence[float], b: Sequence[float]) -> float:
     """Standardised mean difference (ā − b̄) / s_pooled, with the small-sample correction 1 − 3/(4(n_a+n_b)−9)."""
-    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    a, b = finite(a), finite(b)
     na, nb = len(a), len(b)
     if na < 2 or nb < 2:
         return math.nan
@@ -133,9 +142,11 @@ def hedges_g(a: Sequence[float], b: Sequence[float]) -> float:
 
 def paired_t_test(a: Sequence[float], b: Sequence[float], confidence: float = 0.95) -> dict:
     """The paired differences a_i − b_i: their `describe` (mean and CI), and the one-sample t-test of mean 0."""
-    differences = np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)
+    a = np.asarray([math.nan if v is None else v for v in a], dtype=np.float64)
+    b = np.asarray([math.nan if v is None else v for v in b], dtype=np.float64)
+    differences = a - b  # a pair with a missing side is left out by describe
     summary = describe(differences, confidence)
-    n = len(differences)
+    n = summary["n"]
     if n < 2:
         return {**summary, "t": math.nan, "df": math.nan, "p": math.nan}
     if summary["std"] == 0:

@@ -139,7 +139,8 @@ def _finish(keras, writer: RunWriter, config: RunConfig, dataset, model, fitted,
     first_kernel = tracked.variable_names[0]
     summary = {
         "format_version": FORMAT_VERSION,
-        "status": "complete",
+        "status": "diverged" if fitted.diverged else "complete",
+        "diverged": fitted.diverged,
         "run_id": writer.run_id,
         "weightlab_version": weightlab.__version__,
         "backend": config.backend,

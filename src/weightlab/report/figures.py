@@ -38,11 +38,12 @@ def _smooth(values: np.ndarray, window: int) -> np.ndarray:
 def before_after(summary: dict) -> Figure:
     figure, (accuracy, loss) = _figure(7.5, 2.6, columns=2)
     for ax, key, label, fmt in ((accuracy, "test_accuracy", "test accuracy", "{:.1%}"), (loss, "test_loss", "test loss", "{:.3f}")):
-        values = [summary[f"{key}_before"], summary[f"{key}_after"]]
+        values = [np.nan if summary[f"{key}_{when}"] is None else summary[f"{key}_{when}"] for when in ("before", "after")]
         bars = ax.bar(["before training", "after training"], values, color=[INITIAL, TRAINED], width=0.55)
         ax.bar_label(bars, [fmt.format(v) for v in values], padding=2)
         ax.set_title(label)
-        ax.set_ylim(0, max(1.0, max(values) * 1.2) if key == "test_accuracy" else max(values) * 1.25)
+        top = np.nanmax(values) if np.isfinite(values).any() else 1.0
+        ax.set_ylim(0, max(1.0, top * 1.2) if key == "test_accuracy" else top * 1.25)
         ax.spines[["top", "right"]].set_visible(False)
     accuracy.axhline(0.1, color="#555", lw=0.8, ls=":")
     accuracy.text(-0.45, 0.1, "chance", va="bottom", ha="left", fontsize=8, color="#555")
@@ -223,13 +224,16 @@ def mistakes(images: np.ndarray, labels: np.ndarray, predicted: np.ndarray, conf
 
 
 def _point_with_interval(ax, x, summary, color, percent=True):
+    if summary["mean"] is None:  # nothing finite to show (every run diverged)
+        return
     scale = 100 if percent else 1
     mean = summary["mean"] * scale
     if summary["n"] >= 2 and summary["ci_low"] is not None:
         low, high = summary["ci_low"] * scale, summary["ci_high"] * scale
         ax.errorbar(x, mean, yerr=[[mean - low], [high - mean]], fmt="none", ecolor=color, capsize=6, lw=1.5)
     ax.bar(x, mean, 0.6, color=color, alpha=0.35)
-    ax.scatter(np.full(len(summary["values"]), x), np.asarray(summary["values"]) * scale, color=color, s=14, zorder=3)
+    values = np.asarray([np.nan if v is None else v for v in summary["values"]], dtype=np.float64) * scale
+    ax.scatter(np.full(len(values), x), values, color=color, s=14, zorder=3)
 
 
 def controls_bars(result: dict) -> Figure:
@@ -296,10 +300,16 @@ def variant_curves(axis: str, variants: list[tuple[str, list[dict]]]) -> Figure:
     keys = (("val_accuracy", "validation accuracy"), ("loss", "training loss"), ("val_loss", "validation loss"))
     for ax, (key, title) in zip(axes, keys):
         for (label, histories), color in zip(variants, itertools.cycle(PALETTE)):
-            values = np.asarray([h[key] for h in histories], dtype=np.float64)
+            longest = max((len(h.get(key, [])) for h in histories), default=0)
+            if not longest:
+                continue
+            # a run that diverged stopped early: its missing epochs are NaN, left out of mean and band
+            values = np.full((len(histories), longest), np.nan)
+            for row, h in enumerate(histories):
+                values[row, : len(h.get(key, []))] = [np.nan if v is None else v for v in h.get(key, [])]
             epochs = np.arange(1, values.shape[1] + 1)
-            ax.fill_between(epochs, values.min(axis=0), values.max(axis=0), color=color, alpha=0.2)
-            ax.plot(epochs, values.mean(axis=0), "o-", color=color, label=f"{axis}={label}")
+            ax.fill_between(epochs, np.nanmin(values, axis=0), np.nanmax(values, axis=0), color=color, alpha=0.2)
+            ax.plot(epochs, np.nanmean(values, axis=0), "o-", color=color, label=f"{axis}={label}")
         ax.set_title(title)
         ax.set_xlabel("epoch")
     axes[0].legend(frameon=False)
@@ -341,7 +351,7 @@ def variant_bars(axis: str, result: dict) -> Figure:
     figure, (ax,) = _figure(6.5, 3.0)
     for x, (variant, color) in enumerate(zip(result["variants"], itertools.cycle(PALETTE))):
         _point_with_interval(ax, x, variant["test_accuracy_after"], color)
-    values = [100 * v["test_accuracy_after"]["mean"] for v in result["variants"]]
+    values = [100 * v["test_accuracy_after"]["mean"] for v in result["variants"] if v["test_accuracy_after"]["mean"] is not None] or [0.0, 100.0]
     ax.set_xticks(range(len(result["variants"])), [f"{axis}={v['value']}" for v in result["variants"]])
     spread = max(values) - min(values)
     ax.set_ylim(max(0, min(values) - max(2, 2 * spread)), min(100, max(values) + max(1, spread)))

@@ -71,6 +71,8 @@ def _num(value, digits=3) -> str:
 
 def _ci(summary: dict, percent=True) -> str:
     fmt = (lambda v: f"{100 * min(max(v, 0), 1):.1f}%") if percent else (lambda v: f"{v:.3f}")
+    if summary["mean"] is None:
+        return "—"
     if summary["n"] < 2 or summary.get("ci_low") is None:
         return fmt(summary["mean"])
     return f"{fmt(summary['mean'])} [{fmt(summary['ci_low'])}, {fmt(summary['ci_high'])}]"
@@ -104,7 +106,7 @@ def run_report(stored_run, dataset=None) -> str:
 
     sections = [
         section("Before and after training", f"Test accuracy went from {_pct(s['test_accuracy_before'])} to {_pct(s['test_accuracy_after'])} "
-                f"and test loss from {s['test_loss_before']:.3f} to {s['test_loss_after']:.3f}; chance is 10%.", figures.before_after(s)),
+                f"and test loss from {_num(s['test_loss_before'])} to {_num(s['test_loss_after'])}; chance is 10%.", figures.before_after(s)),
         section("Training curves", "Accuracy and loss per epoch on the training and validation data, and the loss of every batch: "
                 "the loss falls fast in the first epoch, then slowly.", figures.training_curves(history, steps, steps_per_epoch)),
         section("Weights before and after, per variable", "The initial weights (grey) are Glorot-uniform with biases at zero; training (blue) "
@@ -147,18 +149,25 @@ def run_report(stored_run, dataset=None) -> str:
         subtitle=f"{s['run_id']} · {s['backend']} · {s['training_path']} · {s['parameters']:,} parameters · {s['steps']:,} steps",
         cards=[
             {"label": "test accuracy", "value": _pct(s["test_accuracy_after"]), "note": f"before training {_pct(s['test_accuracy_before'])}"},
-            {"label": "test loss", "value": f"{s['test_loss_after']:.3f}", "note": f"before training {s['test_loss_before']:.3f}"},
+            {"label": "test loss", "value": f"{_num(s['test_loss_after'])}", "note": f"before training {_num(s['test_loss_before'])}"},
             {"label": "first layer moved", "value": f"{s['layers'][0]['l2_distance']:.1f}", "note": f"‖W_T − W₀‖, {s['layers'][0]['relative_change']:.2f}× ‖W₀‖"},
             {"label": "never moved", "value": _pct(s["layers"][0]["frac_unchanged"]), "note": f"of {first}"},
             {"label": "training", "value": f"{s['train_seconds']:.1f} s", "note": f"{1e6 * s['train_seconds'] / max(1, s['steps']):.0f} µs per step"},
         ],
-        sentences_title="What the tutorial's printout shows",
-        sentences=explanation,
+        sentences_title="Training diverged" if s.get("diverged") else "What the tutorial's printout shows",
+        sentences=([_divergence_sentence(s)] if s.get("diverged") else []) + explanation,
+        holds=not s.get("diverged"),
         tables=[layer_table],
         figures=sections,
         notes=notes,
         footer=_run_footer(stored_run),
     )
+
+
+def _divergence_sentence(summary: dict) -> str:
+    d = summary["diverged"]
+    return (f"The loss stopped being finite at step {d['step']:,} (epoch {d['epoch']}, loss {d['loss']}); training stopped there and "
+            f"everything below is of the last finite step, {d['kept_steps']:,}. A smaller --learning-rate usually cures it.")
 
 
 def _run_footer(stored_run) -> list[tuple[str, str]]:

@@ -50,6 +50,10 @@ def training_progress(epochs: int, show_bar: bool, show_epochs: bool):
         yield hook
 
 
+def _loss(value) -> str:
+    return "—" if value is None else f"{value:.4f}"
+
+
 def print_run(summary: dict, path) -> None:
     s = summary
     config = s["config"]
@@ -61,7 +65,7 @@ def print_run(summary: dict, path) -> None:
     console.print("\n[bold]Weights before training:[/]")
     for sample in s["weight_samples"]:
         console.print(f"{tuple(sample['shape'])} weights sample: {sample_text(sample['before'])}")
-    console.print(f"Test accuracy before training: {s['test_accuracy_before']:.4f} (loss {s['test_loss_before']:.4f})")
+    console.print(f"Test accuracy before training: {s['test_accuracy_before']:.4f} (loss {_loss(s['test_loss_before'])})")
     if abs(s["test_accuracy_before"] - 0.1) > 0.03:
         console.print(
             "  [dim]Chance is 10%, but an untrained network is not a fair guesser: its random weights favour a few classes, "
@@ -71,7 +75,7 @@ def print_run(summary: dict, path) -> None:
     for sample in s["weight_samples"]:
         console.print(f"{tuple(sample['shape'])} weights sample: {sample_text(sample['after'])}")
     console.print(
-        f"[bold]Test accuracy after training: {s['test_accuracy_after']:.4f}[/] (loss {s['test_loss_after']:.4f}) · "
+        f"[bold]Test accuracy after training: {s['test_accuracy_after']:.4f}[/] (loss {_loss(s['test_loss_after'])}) · "
         f"{s['steps']:,} steps in {s['train_seconds']:.1f} s ({1e6 * s['train_seconds'] / max(1, s['steps']):.0f} µs/step)"
     )
     console.print()
@@ -162,6 +166,8 @@ def _mean_ci(summary: dict, percent: bool) -> str:
     def fmt(value):
         return f"{100 * min(max(value, 0.0), 1.0):.1f}%" if percent else f"{value:.3f}"
 
+    if summary["mean"] is None:
+        return "—"
     if summary["n"] < 2 or summary["ci_low"] is None:
         return fmt(summary["mean"])
     return f"{fmt(summary['mean'])} [{fmt(summary['ci_low'])}, {fmt(summary['ci_high'])}]"

@@ -260,8 +260,11 @@ def fit_many(models: list, x_train: np.ndarray, labels: list[np.ndarray], config
     sizes = masks_epoch.sum(axis=1)
     chunk_length = min(config.snapshot_every, steps_per_epoch) if config.snapshot_every else steps_per_epoch
 
+    stopped: dict[int, dict] = {}  # run -> where it diverged, and the last finite state it keeps
     start = epoch_start = time.perf_counter()
     for epoch, first, length in _chunks(steps_per_epoch, config.epochs, config.snapshot_every):
+        if len(stopped) == runs:
+            break
         if first == 0:
             padding = np.zeros(len(positions) - fit_samples, dtype=np.int64)
             epoch_orders = [np.concatenate([run_orders[epoch], padding]).reshape(steps_per_epoch, batch) for run_orders in orders]
@@ -269,7 +272,18 @@ def fit_many(models: list, x_train: np.ndarray, labels: list[np.ndarray], config
         indices = np.stack([_padded(order, first, length, chunk_length) for order in epoch_orders])
         masks = _padded(masks_epoch, first, length, chunk_length)
         active = np.arange(chunk_length) < length
+        # The chunk donates (overwrites) state's buffers, and np.asarray of a CPU array can be a
+        # view of them: a real copy, kept to replay this chunk if a run diverges in it.
+        before = jax.tree_util.tree_map(lambda leaf: np.array(leaf, copy=True), state)
         state, (loss, correct, chunk_norms) = program.chunk(state, indices, masks, active, x_fit, y_fit, initial)
+        chunk_losses = np.asarray(loss[:, :length])
+        for r in np.nonzero(~np.isfinite(chunk_losses).all(axis=1))[0]:
+            if r not in stopped:
+                bad = int(np.argmax(~np.isfinite(chunk_losses[r])))
+                kept, kept_state = _last_finite_state(program, before, r, bad, indices, masks, x_fit, y_fit, initial)
+                global_first = epoch * steps_per_epoch + first
+                stopped[r] = {"step": global_first + bad + 1, "epoch": epoch + 1, "loss": str(float(chunk_losses[r, bad])),
+                              "kept_steps": global_first + kept, "state": kept_state}
         losses.append(loss[:, :length])
         corrects.append(correct[:, :length])
         step_norms.append(chunk_norms[:, :length])
@@ -300,26 +314,59 @@ def fit_many(models: list, x_train: np.ndarray, labels: list[np.ndarray], config
 
     all_losses = np.concatenate([np.asarray(l, dtype=np.float64) for l in losses], axis=1)
     norms = np.concatenate([np.asarray(n, dtype=np.float64) for n in step_norms], axis=1)
-    steps = np.asarray(snapshot_steps, dtype=np.int64)
     results = []
+    epochs_of_steps = np.repeat(np.arange(config.epochs), steps_per_epoch)
     for r, model in enumerate(models):
-        for variable, value in zip(model.trainable_variables, state[0]):
-            variable.assign(value[r])
-        for variable, value in zip(model.optimizer.variables, state[2]):
-            variable.assign(value[r])
+        divergence = stopped.get(r)
+        kept = divergence["kept_steps"] if divergence else all_losses.shape[1]
+        final_state = divergence["state"] if divergence else jax.tree_util.tree_map(lambda leaf: np.asarray(leaf[r]), state)
+        for variable, value in zip(model.trainable_variables, final_state[0]):
+            variable.assign(value)
+        for variable, value in zip(model.optimizer.variables, final_state[2]):
+            variable.assign(value)
+        # Snapshots up to the last finite step, ending with the weights training stopped at.
+        taken = [i for i, step in enumerate(snapshot_steps) if step <= kept]
+        run_snapshots = [[np.asarray(v[r]) for v in snapshots[i]] for i in taken]
+        run_steps = [snapshot_steps[i] for i in taken]
+        if run_steps[-1] != kept:
+            run_snapshots.append([np.asarray(v, dtype=np.float32) for v in final_state[0]])
+            run_steps.append(kept)
+        steps = np.asarray(run_steps, dtype=np.int64)
         tracked = TrackedWeights(
             variable_names=names,
             snapshot_steps=steps,
             snapshot_epochs=steps / steps_per_epoch,
-            snapshots={name: np.stack([snap[i][r] for snap in snapshots]) for i, name in enumerate(names)},
-            loss=all_losses[r],
-            epoch=np.repeat(np.arange(config.epochs), steps_per_epoch),
-            distance_from_init=norms[r, :, 0, :],
-            update_norm=norms[r, :, 1, :],
-            weight_norm=norms[r, :, 2, :],
+            snapshots={name: np.stack([snap[i] for snap in run_snapshots]) for i, name in enumerate(names)},
+            loss=all_losses[r, :kept],
+            epoch=epochs_of_steps[:kept],
+            distance_from_init=norms[r, :kept, 0, :],
+            update_norm=norms[r, :kept, 1, :],
+            weight_norm=norms[r, :kept, 2, :],
         )
-        run_history = history[r] if fit_samples < samples else {k: v for k, v in history[r].items() if not k.startswith("val_")}
+        completed_epochs = kept // steps_per_epoch
+        run_history = {k: v[:completed_epochs] for k, v in history[r].items() if fit_samples < samples or not k.startswith("val_")}
         # Runs trained together share the clock: each is charged its share of the time.
-        results.append(FitResult(history=run_history, epoch_seconds=[t / runs for t in epoch_seconds], train_seconds=train_seconds / runs,
-                                 steps=total_steps, tracked=tracked, path=TRAINING_PATH))
+        results.append(FitResult(history=run_history, epoch_seconds=[t / runs for t in epoch_seconds][:completed_epochs], train_seconds=train_seconds / runs,
+                                 steps=kept, tracked=tracked, path=TRAINING_PATH,
+                                 diverged={k: v for k, v in divergence.items() if k != "state"} if divergence else None))
     return results
+
+
+def _last_finite_state(program, before, run: int, bad: int, indices, masks, x_fit, y_fit, initial):
+    """Replay run ``run``'s chunk from its start for ``bad`` steps (the steps before the first non-finite loss).
+
+    Returns (steps kept in the chunk, state as numpy). The weights after those steps produced the
+    non-finite loss; if they are themselves not finite, one step fewer is kept.
+    """
+    chunk_length = indices.shape[1]
+    start = jax.tree_util.tree_map(lambda leaf: leaf[run], before)
+    for kept in (bad, bad - 1):
+        if kept <= 0:
+            return 0, start
+        active = np.arange(chunk_length) < kept
+        fresh = jax.tree_util.tree_map(lambda leaf: jnp.array(leaf, copy=True), start)  # donated by the call: never start's own memory
+        replayed, _ = program._chunk_one(fresh, indices[run], masks, active, x_fit, y_fit[run], [leaf[run] for leaf in initial])
+        replayed = jax.tree_util.tree_map(lambda leaf: np.array(leaf, copy=True), replayed)
+        if all(np.isfinite(w).all() for w in replayed[0]):
+            return kept, replayed
+    return 0, start

@@ -25,6 +25,9 @@ class FitResult:
     steps: int
     tracked: TrackedWeights
     path: str = TRAINING_PATH
+    # None, or where training stopped because the loss stopped being finite: {"step" (1-based,
+    # the first step whose loss was not finite), "epoch" (1-based), "loss" ("nan" or "inf"), "kept_steps"}.
+    diverged: dict | None = None
 
 
 def to_inputs(images: np.ndarray) -> np.ndarray:
@@ -82,12 +85,18 @@ def fit(model, x_train: np.ndarray, y_train: np.ndarray, config: RunConfig, prog
     )
     train_seconds = time.perf_counter() - start
     tracked = tracker.result()
+    epochs_done = len(clock.seconds)
+    if tracker.diverged:
+        # Keep what was finite: the weights of the last finite step, and only the epochs that ended before.
+        model.set_weights(list(tracked.final().values()))
+        epochs_done = tracker.diverged["kept_steps"] // max(1, steps_per_epoch(samples, config))
     return FitResult(
-        history={key: [float(v) for v in values] for key, values in history.history.items()},
-        epoch_seconds=clock.seconds,
+        history={key: [float(v) for v in values][:epochs_done] for key, values in history.history.items()},
+        epoch_seconds=clock.seconds[:epochs_done],
         train_seconds=train_seconds,
         steps=len(tracked.loss),
         tracked=tracked,
+        diverged=tracker.diverged,
     )
 
 

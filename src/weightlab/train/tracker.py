@@ -64,6 +64,8 @@ class WeightTracker(keras.callbacks.Callback):
     """Records weight snapshots and per-step weight statistics during ``model.fit``.
 
     With ``step_stats=False`` only the snapshots and the per-step loss are kept (the norms read NaN).
+    If a batch's loss is not finite, it stops training, keeps the weights of the last finite step
+    as the final snapshot and records where in ``diverged``.
 
     ``batch_size`` and ``samples`` (the number of training examples) let it weigh a final,
     smaller batch exactly when it recovers each batch's loss from Keras's running mean;
@@ -82,6 +84,7 @@ class WeightTracker(keras.callbacks.Callback):
         self._reset()
 
     def _reset(self) -> None:
+        self.diverged: dict | None = None  # where the loss stopped being finite, if it did
         self._names: list[str] = []
         self._snapshots: list[list[np.ndarray]] = []
         self._snapshot_steps: list[int] = []
@@ -105,9 +108,12 @@ class WeightTracker(keras.callbacks.Callback):
         return [variable.value for variable in model.trainable_variables]
 
     def _snapshot(self, values) -> None:
+        self._snapshot_values([np.array(keras.ops.convert_to_numpy(v), dtype=np.float32) for v in values])
+
+    def _snapshot_values(self, arrays: list[np.ndarray]) -> None:
         if self._snapshot_steps and self._snapshot_steps[-1] == self._step:
             return
-        self._snapshots.append([np.array(keras.ops.convert_to_numpy(v), dtype=np.float32) for v in values])
+        self._snapshots.append(arrays)
         self._snapshot_steps.append(self._step)
 
     # -- Keras callback hooks ---------------------------------------------------------------
@@ -127,19 +133,44 @@ class WeightTracker(keras.callbacks.Callback):
         self._running = (0.0, 0.0)
 
     def on_train_batch_end(self, batch, logs=None):
+        if self.diverged:
+            return
+        batch_loss = self._batch_loss(batch, (logs or {}).get("loss", float("nan")))
+        if not np.isfinite(batch_loss):
+            self._stop(batch_loss)
+            return
         values = self._current_values()
         if self.step_stats:
             norms, self._previous = self._norms(values, self._initial, self._previous)
             self._pending_norms.append(norms)
         self._step += 1
-        self._losses.append(self._batch_loss(batch, (logs or {}).get("loss", float("nan"))))
+        self._losses.append(batch_loss)
         self._epochs.append(self._epoch)
         if self.snapshot_every and self._step % self.snapshot_every == 0:
             self._snapshot(values)
 
     def on_epoch_end(self, epoch, logs=None):
         self._flush_norms()
-        self._snapshot(self._current_values())
+        if not self.diverged:
+            self._snapshot(self._current_values())
+
+    def _stop(self, batch_loss: float) -> None:
+        """The loss stopped being finite: stop training and keep the weights of the last finite step.
+
+        Those are the weights this batch's loss was computed with (the tracker's copy of the
+        previous step), if they are finite; else the last snapshot, which always is.
+        """
+        self.diverged = {"step": self._step + 1, "epoch": self._epoch + 1, "loss": str(float(batch_loss)), "kept_steps": self._step}
+        self.model.stop_training = True
+        previous = [np.asarray(keras.ops.convert_to_numpy(v), dtype=np.float32) for v in self._previous] if self.step_stats else None
+        if previous is not None and all(np.isfinite(w).all() for w in previous):
+            self._snapshot_values(previous)
+        else:  # fall back to the last snapshot, and drop the statistics recorded after it
+            kept = self._snapshot_steps[-1]
+            self._flush_norms()
+            self._losses, self._epochs = self._losses[:kept], self._epochs[:kept]
+            self._norm_chunks = [np.concatenate(self._norm_chunks)[:kept]] if self._norm_chunks else []
+            self._step = self.diverged["kept_steps"] = kept
 
     def on_train_end(self, logs=None):
         self._flush_norms()
