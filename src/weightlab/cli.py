@@ -132,8 +132,16 @@ def main(argv: list[str] | None = None) -> int:
 
         print_error(str(error))
         return EXIT_USAGE
+    except OSError as error:  # the machine's, not weightlab's: a full disk, a permission, a vanished file
+        if args.debug:
+            raise
+        from weightlab.report.terminal import print_error
+
+        where = f" ({error.filename})" if getattr(error, "filename", None) else ""
+        print_error(f"{error.strerror or error}{where}; fix that and rerun (--debug shows where it happened)")
+        return EXIT_USAGE
     except KeyboardInterrupt:
-        print("weightlab: interrupted; nothing incomplete was kept", file=sys.stderr)
+        print("weightlab: interrupted; finished runs are kept, the unfinished one was not", file=sys.stderr)
         return EXIT_INTERRUPTED
 
 

@@ -15,6 +15,7 @@ same parent and renamed into place only once every file is on disk.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import datetime
@@ -23,6 +24,7 @@ import math
 import os
 import secrets
 import shutil
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -88,6 +90,10 @@ class RunWriter:
     def __exit__(self, kind, error, traceback) -> None:
         if self.temp.exists():
             shutil.rmtree(self.temp, ignore_errors=True)
+        if isinstance(error, OSError) and not isinstance(error, RunDirError):
+            # A full disk, a vanished directory: say so in one line. Nothing half-written stays.
+            reason = error.strerror or str(error)
+            raise RunDirError(f"could not write {self.path} ({reason}); nothing of it was kept: free space or pick another --out and rerun") from error
 
     def write_json(self, name: str, value) -> None:
         (self.temp / name).write_text(dumps(value) + "\n")
@@ -157,25 +163,33 @@ class Run:
     def test_accuracy(self) -> float:
         return self.summary["test_accuracy_after"]
 
+    @contextlib.contextmanager
+    def _reading(self, name: str):
+        """Turn a missing or damaged file into one line that names it."""
+        try:
+            yield self.path / name
+        except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile) as error:
+            raise RunDirError(f"{self.path / name} is missing or damaged ({type(error).__name__}: {str(error)[:120]}); rerun the experiment") from error
+
     def history(self) -> dict[str, list[float]]:
-        with open(self.path / "history.csv", newline="") as handle:
+        with self._reading("history.csv") as path, open(path, newline="") as handle:
             rows = list(csv.DictReader(handle))
-        return {column: [float(row[column]) for row in rows] for column in HISTORY_COLUMNS}
+            return {column: [float(row[column]) for row in rows] for column in HISTORY_COLUMNS}
 
     def steps(self) -> dict[str, np.ndarray]:
-        with np.load(self.path / "steps.npz", allow_pickle=False) as archive:
+        with self._reading("steps.npz") as path, np.load(path, allow_pickle=False) as archive:
             return {name: archive[name] for name in archive.files}
 
     def predictions(self) -> dict[str, np.ndarray]:
         """label, predicted (uint8) and confidence (float32) for every test image."""
-        with np.load(self.path / "predictions.npz", allow_pickle=False) as archive:
+        with self._reading("predictions.npz") as path, np.load(path, allow_pickle=False) as archive:
             return {name: archive[name] for name in archive.files}
 
     def snapshots(self) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
         """(steps, epochs, name -> (n, *shape) weights) from snapshots.h5."""
         import h5py
 
-        with h5py.File(self.path / "snapshots.h5", "r") as h5:
+        with self._reading("snapshots.h5") as path, h5py.File(path, "r") as h5:
             weights: dict[str, np.ndarray] = {}
             h5["weights"].visititems(lambda name, node: weights.__setitem__(name, node[()]) if isinstance(node, h5py.Dataset) else None)
             # HDF5 lists groups alphabetically; the model's order is the summary's.

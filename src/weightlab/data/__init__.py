@@ -94,7 +94,10 @@ def load(name: str = "mnist", data_dir: str | os.PathLike | None = None, use_rem
             tried.append(f"{key}: {reason}")
             continue
         verify_arrays(spec, arrays, sources.SOURCE_LABELS[key])
-        _write_cache(cached, arrays)
+        try:
+            _write_cache(cached, arrays)
+        except OSError as error:  # the verified arrays are still good to use; say why they are not cached
+            raise DataError(f"could not cache {name} at {cached} ({error.strerror or error}); free space or set WEIGHTLAB_HOME elsewhere") from error
         return Dataset(name, **arrays, source=key, seconds=time.perf_counter() - start, verified=True)
 
     detail = "; ".join(tried) or "not in the cache"

@@ -1,0 +1,137 @@
+"""Faults: damaged files, a full disk, concurrent writers, a killed run. Nothing saved is lost."""
+
+import errno
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import weightlab
+from weightlab.data import formats
+from weightlab.errors import DataError, RunDirError
+from weightlab.store import RunWriter, read_run
+
+
+@pytest.fixture(scope="module")
+def stored(tmp_path_factory):
+    return weightlab.run(dataset="synthetic", epochs=1, hidden=8, out=tmp_path_factory.mktemp("runs"), report=False, backend="jax")
+
+
+def idx_file(array: np.ndarray) -> bytes:
+    return bytes([0, 0, 0x08, array.ndim]) + b"".join(int(n).to_bytes(4, "big") for n in array.shape) + array.tobytes()
+
+
+@settings(max_examples=60, deadline=None)
+@given(data=st.data())
+def test_corrupted_idx_files_fail_with_data_error_or_read_exactly(tmp_path_factory, data):
+    original = idx_file(np.arange(2 * 4 * 4, dtype=np.uint8).reshape(2, 4, 4))
+    raw = bytearray(original)
+    kind = data.draw(st.sampled_from(["truncate", "flip", "header"]))
+    if kind == "truncate":
+        raw = raw[: data.draw(st.integers(0, len(raw) - 1))]
+    elif kind == "flip":
+        position = data.draw(st.integers(0, len(raw) - 1))
+        raw[position] ^= 1 << data.draw(st.integers(0, 7))
+    else:
+        raw[: 4] = data.draw(st.binary(min_size=4, max_size=4))
+    path = tmp_path_factory.mktemp("idx") / "f"
+    path.write_bytes(bytes(raw))
+    try:
+        array = formats.read_idx(path)
+    except DataError:
+        return  # refused, with a message
+    # if it reads, it reads exactly what the bytes say (a flipped pixel is the checksum's job)
+    assert array.dtype == np.uint8 and array.size == len(raw) - 4 - 4 * raw[3]
+
+
+@settings(max_examples=30, deadline=None)
+@given(cut=st.integers(min_value=0, max_value=2000), flip=st.integers(min_value=0, max_value=10_000))
+def test_corrupted_npz_files_fail_with_data_error(tmp_path_factory, cut, flip):
+    directory = tmp_path_factory.mktemp("npz")
+    arrays = {name: np.arange(64, dtype=np.uint8) for name in formats.ARRAY_NAMES}
+    np.savez(directory / "good.npz", **arrays)
+    raw = bytearray((directory / "good.npz").read_bytes())
+    raw = raw[: max(0, len(raw) - cut)]
+    if raw:
+        raw[flip % len(raw)] ^= 0xFF
+    (directory / "bad.npz").write_bytes(bytes(raw))
+    try:
+        loaded = formats.read_npz(directory / "bad.npz")
+    except DataError:
+        return
+    assert set(loaded) == set(formats.ARRAY_NAMES)
+
+
+def test_damaged_run_files_are_named_in_one_line(stored, tmp_path):
+    import shutil
+
+    copy = tmp_path / "run"
+    shutil.copytree(stored.path, copy)
+    snapshots = copy / "snapshots.h5"
+    snapshots.write_bytes(snapshots.read_bytes()[: snapshots.stat().st_size // 2])
+    with pytest.raises(RunDirError, match="snapshots.h5 is missing or damaged"):
+        read_run(copy).snapshots()
+    (copy / "steps.npz").unlink()
+    with pytest.raises(RunDirError, match="steps.npz is missing or damaged"):
+        read_run(copy).steps()
+    summary = json.loads((copy / "summary.json").read_text())
+    summary["format_version"] = 99
+    (copy / "summary.json").write_text(json.dumps(summary))
+    with pytest.raises(RunDirError, match="newer weightlab"):
+        read_run(copy)
+
+
+def test_a_full_disk_while_writing_snapshots_leaves_nothing_half_written(tmp_path, monkeypatch, capsys):
+    from weightlab.cli import main
+
+    def no_space(self, *args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    out = tmp_path / "runs"
+    out.mkdir()
+    (out / "earlier-run").mkdir()  # something saved before
+    monkeypatch.setattr(RunWriter, "write_snapshots", no_space)
+    assert main(["run", "--dataset", "synthetic", "--epochs", "1", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "No space left on device" in err and len(err.strip().splitlines()) == 1
+    assert [p.name for p in out.iterdir()] == ["earlier-run"]  # no partial run, nothing else touched
+
+
+def test_two_runs_into_one_out_get_distinct_directories(tmp_path):
+    command = [sys.executable, "-m", "weightlab.cli", "run", "--dataset", "synthetic", "--epochs", "1", "--hidden", "4", "--out", str(tmp_path), "--json"]
+    env = dict(os.environ, KERAS_BACKEND="jax")
+    processes = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env) for _ in range(2)]
+    outputs = [json.loads(p.communicate(timeout=300)[0]) for p in processes]
+    assert all(p.returncode == 0 for p in processes)
+    assert len({o["run_id"] for o in outputs}) == 2 and len(list(tmp_path.iterdir())) == 2
+
+
+@pytest.mark.slow
+def test_sigkill_at_random_moments_never_leaves_a_run_that_looks_complete(tmp_path):
+    """20 real runs killed at random moments: every directory is complete and readable, or hidden and marked incomplete."""
+    rng = random.Random(7)
+    env = dict(os.environ, KERAS_BACKEND="jax")
+    command = [sys.executable, "-m", "weightlab.cli", "run", "--dataset", "synthetic", "--epochs", "2", "--hidden", "8", "--out", str(tmp_path), "--json"]
+    deadline = time.monotonic() + 240
+    for batch in range(10):  # two at a time: 20 kill points
+        processes = [subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env) for _ in range(2)]
+        time.sleep(rng.uniform(0.3, 7.0))
+        for process in processes:
+            process.send_signal(signal.SIGKILL)
+            process.wait()
+        assert time.monotonic() < deadline, "the kill test ran out of its time budget"
+    for path in tmp_path.iterdir():
+        if path.name.startswith(".incomplete-"):
+            assert not (path.parent / path.name.removeprefix(".incomplete-")).exists()
+            continue
+        run = read_run(path)  # a visible directory is a whole run: every file readable
+        assert run.summary["status"] in ("complete", "diverged")
+        run.history(), run.steps(), run.predictions(), run.snapshots()
