@@ -1,6 +1,5 @@
 import gzip
 import hashlib
-import io
 import os
 import pickle
 import zipfile

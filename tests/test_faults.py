@@ -121,7 +121,7 @@ def test_sigkill_at_random_moments_never_leaves_a_run_that_looks_complete(tmp_pa
     env = dict(os.environ, KERAS_BACKEND="jax")
     command = [sys.executable, "-m", "weightlab.cli", "run", "--dataset", "synthetic", "--epochs", "2", "--hidden", "8", "--out", str(tmp_path), "--json"]
     deadline = time.monotonic() + 240
-    for batch in range(10):  # two at a time: 20 kill points
+    for _ in range(10):  # two at a time: 20 kill points
         processes = [subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env) for _ in range(2)]
         time.sleep(rng.uniform(0.3, 7.0))
         for process in processes:

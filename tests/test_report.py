@@ -84,8 +84,8 @@ def test_reports_open_in_chromium_with_no_failed_requests(tiny_run, tiny_proof, 
             for directory in (tiny_run.path, tiny_proof.path, tiny_comparison.path):
                 page = browser.new_page(viewport={"width": 1280, "height": 900})
                 failed, outgoing = [], []
-                page.on("requestfailed", lambda request: failed.append(request.url))
-                page.on("request", lambda request: outgoing.append(request.url) if not request.url.startswith(("file:", "data:")) else None)
+                page.on("requestfailed", lambda request, failed=failed: failed.append(request.url))
+                page.on("request", lambda request, outgoing=outgoing: outgoing.append(request.url) if not request.url.startswith(("file:", "data:")) else None)
                 page.goto((directory / "report.html").as_uri(), wait_until="load")
                 images = page.evaluate("Array.from(document.images).map(i => [i.complete, i.naturalWidth, i.naturalHeight])")
                 assert images and all(complete and width > 0 and height > 0 for complete, width, height in images), directory

@@ -10,7 +10,6 @@ import contextlib
 import dataclasses
 import json
 import platform
-import time
 from pathlib import Path
 
 import numpy as np

@@ -71,7 +71,7 @@ def run_cell(config_values: dict, runs_dir: str, cell_id: str, data_dir: str | N
 
     start = time.perf_counter()
     try:
-        stored = run(RunConfig.from_dict(config_values), out=runs_dir, data_dir=data_dir, report=False, run_id=cell_id)
+        run(RunConfig.from_dict(config_values), out=runs_dir, data_dir=data_dir, report=False, run_id=cell_id)
         return {"cell": cell_id, "status": "complete", "seconds": time.perf_counter() - start}
     except WeightlabError as error:
         return {"cell": cell_id, "status": "failed", "error": str(error), "seconds": time.perf_counter() - start}

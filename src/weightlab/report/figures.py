@@ -243,7 +243,7 @@ def controls_bars(result: dict) -> Figure:
     for name, label in labels.items():
         control = result["controls"][name]
         rows.append((label, control["test_accuracy"], control["test_loss"], CONTROL))
-    for x, (label, acc, los, color) in enumerate(rows):
+    for x, (_, acc, los, color) in enumerate(rows):
         _point_with_interval(accuracy, x, acc, color)
         _point_with_interval(loss, x, los, color, percent=False)
     for ax in (accuracy, loss):

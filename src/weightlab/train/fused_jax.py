@@ -319,7 +319,7 @@ def fit_many(models: list, x_train: np.ndarray, labels: list[np.ndarray], config
     for r, model in enumerate(models):
         divergence = stopped.get(r)
         kept = divergence["kept_steps"] if divergence else all_losses.shape[1]
-        final_state = divergence["state"] if divergence else jax.tree_util.tree_map(lambda leaf: np.asarray(leaf[r]), state)
+        final_state = divergence["state"] if divergence else jax.tree_util.tree_map(lambda leaf, r=r: np.asarray(leaf[r]), state)
         for variable, value in zip(model.trainable_variables, final_state[0]):
             variable.assign(value)
         for variable, value in zip(model.optimizer.variables, final_state[2]):
