@@ -176,3 +176,14 @@ def test_jax_compilation_cache_lives_in_weightlab_home(tmp_path):
     subprocess.run([sys.executable, "-c", code], check=True, env=env, capture_output=True, timeout=300)
     cached = list((tmp_path / "home" / "jax-cache").iterdir())
     assert any("chunk" in path.name for path in cached)
+
+
+def test_jupyter_summary_shows_the_numbers_and_escapes_paths(cli_run, tmp_path):
+    import shutil
+
+    out, summary = cli_run
+    odd = tmp_path / "<b>odd & path</b>"
+    shutil.copytree(next(out.iterdir()), odd)
+    page = read_run(odd)._repr_html_()
+    assert f"{summary['test_accuracy_after']:.4f}" in page and "hidden 64" in page
+    assert "&lt;b&gt;odd &amp; path&lt;/b&gt;" in page and "<b>odd" not in page

@@ -200,11 +200,16 @@ class Run:
         import html
 
         s = self.summary
+
+        def loss(value):
+            return "—" if value is None else f"{value:.3f}"
+
+        status = "" if s["status"] == "complete" else f" · <b>{html.escape(s['status'])}</b> at step {s['diverged']['step']}"
         return (
-            f"<b>weightlab run</b> <code>{html.escape(str(self.path))}</code><br>"
+            f"<b>weightlab run</b> <code>{html.escape(str(self.path))}</code>{status}<br>"
             f"{html.escape(s['dataset'])} · {html.escape(s['backend'])} · hidden {s['config']['hidden']} · seed {s['config']['seed']}<br>"
             f"test accuracy {s['test_accuracy_before']:.4f} → <b>{s['test_accuracy_after']:.4f}</b>, "
-            f"loss {s['test_loss_before']:.3f} → {s['test_loss_after']:.3f}, {s['steps']} steps in {s['train_seconds']:.1f} s"
+            f"loss {loss(s['test_loss_before'])} → {loss(s['test_loss_after'])}, {s['steps']} steps in {s['train_seconds']:.1f} s"
         )
 
 
