@@ -128,10 +128,59 @@ def test_sigkill_at_random_moments_never_leaves_a_run_that_looks_complete(tmp_pa
             process.send_signal(signal.SIGKILL)
             process.wait()
         assert time.monotonic() < deadline, "the kill test ran out of its time budget"
-    for path in tmp_path.iterdir():
+    resumable = []
+    for path in list(tmp_path.iterdir()):
         if path.name.startswith(".incomplete-"):
             assert not (path.parent / path.name.removeprefix(".incomplete-")).exists()
+            if (path / "checkpoint.npz").is_file():
+                resumable.append(path)
             continue
         run = read_run(path)  # a visible directory is a whole run: every file readable
         assert run.summary["status"] in ("complete", "diverged")
         run.history(), run.steps(), run.predictions(), run.snapshots()
+    for path in resumable[:2]:  # killed after an epoch: resumable to a complete run
+        resumed = weightlab.run(resume=path, report=False)
+        assert resumed.summary["status"] == "complete" and resumed.summary["steps"] == 2 * 68
+
+
+def interrupted_run(out, epoch: int, **config):
+    """A run stopped by Ctrl-C at the end of ``epoch``; returns its hidden directory."""
+    def hook(done, total, logs):
+        if logs is not None and logs["epoch"] == epoch:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        weightlab.run(out=out, progress=hook, report=False, backend="jax", **config)
+    (left,) = list(out.iterdir())
+    assert left.name.startswith(".incomplete-")  # hidden: it never looks complete
+    return left
+
+
+@pytest.mark.parametrize("snapshot_every", [0, 25])
+def test_resume_ends_bit_identical_to_an_uninterrupted_run(tmp_path, snapshot_every):
+    config = dict(dataset="synthetic", epochs=3, hidden=8, seed=4, snapshot_every=snapshot_every)
+    full = weightlab.run(out=tmp_path / "full", report=False, backend="jax", **config)
+    left = interrupted_run(tmp_path / "cut", epoch=1, **config)
+    assert sorted(p.name for p in left.iterdir()) == ["checkpoint.npz", "config.json"]
+    resumed = weightlab.run(resume=left, report=False)
+    assert resumed.path.name == left.name.removeprefix(".incomplete-") and not left.exists()
+    steps_a, _, weights_a = full.snapshots()
+    steps_b, _, weights_b = resumed.snapshots()
+    assert steps_a.tolist() == steps_b.tolist()
+    for name in weights_a:
+        assert np.array_equal(weights_a[name], weights_b[name]), name  # bit for bit
+    assert np.array_equal(full.steps()["loss"], resumed.steps()["loss"])
+    assert full.summary["history"] == resumed.summary["history"]
+    assert not (resumed.path / "checkpoint.npz").exists()
+
+
+def test_resume_refuses_what_is_not_an_interrupted_run(stored, tmp_path, capsys):
+    from weightlab.cli import main
+
+    assert main(["run", "--resume", str(stored.path)]) == 2
+    assert "not an interrupted run" in capsys.readouterr().err
+    broken = tmp_path / ".incomplete-x"
+    broken.mkdir()
+    (broken / "config.json").write_text(json.dumps({"config": {"dataset": "synthetic"}}))
+    assert main(["run", "--resume", str(broken)]) == 2
+    assert "no usable checkpoint" in capsys.readouterr().err

@@ -67,6 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="the tutorial's experiment: train, track every weight, explain what changed")
     _run_flags(run, defaults)
     run.add_argument("--out", default="runs", help="where run directories go (default %(default)s)")
+    run.add_argument("--resume", default=None, metavar="DIR",
+                     help="continue an interrupted run from its last epoch: its hidden runs/.incomplete-<id> directory (its own config is used)")
 
     prove = commands.add_parser("prove", help="the experiment against controls, over seeds, with a verdict")
     _run_flags(prove, defaults)
@@ -141,7 +143,8 @@ def main(argv: list[str] | None = None) -> int:
         print_error(f"{error.strerror or error}{where}; fix that and rerun (--debug shows where it happened)")
         return EXIT_USAGE
     except KeyboardInterrupt:
-        print("weightlab: interrupted; finished runs are kept, the unfinished one was not", file=sys.stderr)
+        print("weightlab: interrupted; finished runs are kept; an unfinished run that completed an epoch is kept hidden "
+              "as runs/.incomplete-<id>: continue it with `weightlab run --resume runs/.incomplete-<id>`", file=sys.stderr)
         return EXIT_INTERRUPTED
 
 
@@ -156,7 +159,7 @@ def _run(args) -> int:
 
     config = _config(args)
     with terminal.training_progress(config.epochs, show_bar=not args.json, show_epochs=not args.json) as hook:
-        result = run(config, out=args.out, data_dir=args.data_dir, progress=hook)
+        result = run(config, out=args.out, data_dir=args.data_dir, progress=hook, resume=args.resume)
     if args.json:
         print(dumps(result.summary))
     else:

@@ -31,8 +31,10 @@ import numpy as np
 
 from weightlab.config import RunConfig
 from weightlab.errors import RunDirError
+from weightlab.fileio import atomic_write
 
 FORMAT_VERSION = 1
+CHECKPOINT = "checkpoint.npz"  # in an unfinished run's hidden directory only
 HISTORY_COLUMNS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "seconds")
 _TEMP_PREFIX = ".incomplete-"
 
@@ -68,7 +70,8 @@ class RunWriter:
     the training. Used as a context manager, a failure removes the temporary directory.
     """
 
-    def __init__(self, out: str | os.PathLike, run_id: str):
+    def __init__(self, out: str | os.PathLike, run_id: str, adopt: bool = False):
+        """``adopt=True`` continues an interrupted run's existing temporary directory (``--resume``)."""
         self.out = Path(out)
         self.run_id = run_id
         if self.out.exists() and not self.out.is_dir():
@@ -76,7 +79,8 @@ class RunWriter:
         try:
             self.out.mkdir(parents=True, exist_ok=True)
             self.temp = self.out / f"{_TEMP_PREFIX}{run_id}"
-            self.temp.mkdir()
+            if not adopt:
+                self.temp.mkdir()
         except OSError as error:
             raise RunDirError(f"cannot create a directory in {self.out} ({error.strerror}); pass a writable --out") from error
         self.path = self.out / run_id
@@ -88,7 +92,9 @@ class RunWriter:
         return self
 
     def __exit__(self, kind, error, traceback) -> None:
-        if self.temp.exists():
+        # Interrupted after an epoch's checkpoint: keep the hidden directory, `--resume` continues it.
+        resumable = isinstance(error, KeyboardInterrupt) and (self.temp / CHECKPOINT).is_file()
+        if self.temp.exists() and not resumable:
             shutil.rmtree(self.temp, ignore_errors=True)
         if isinstance(error, OSError) and not isinstance(error, RunDirError):
             # A full disk, a vanished directory: say so in one line. Nothing half-written stays.
@@ -141,14 +147,59 @@ class RunWriter:
             for name, stack in tracked.snapshots.items():
                 h5.create_dataset(f"weights/{name}", data=stack.astype(np.float32))
 
+    def write_checkpoint(self, saved: dict, orders: list[np.ndarray]) -> None:
+        """Everything needed to continue this run from the epoch just finished (replaced each epoch)."""
+        arrays = {
+            "epochs_done": np.asarray(saved["epochs_done"]),
+            "orders": np.stack(orders),
+            "losses": saved["losses"], "corrects": saved["corrects"], "norms": saved["norms"],
+            "snapshot_steps": np.asarray(saved["snapshot_steps"]),
+            "epoch_seconds": np.asarray(saved["epoch_seconds"]),
+            "history": np.asarray(json.dumps(saved["history"])),
+        }
+        for group, leaves in enumerate(saved["state"]):
+            for index, leaf in enumerate(leaves):
+                arrays[f"state_{group}_{index}"] = leaf
+        for k, snapshot in enumerate(saved["snapshots"]):
+            for index, leaf in enumerate(snapshot):
+                arrays[f"snapshot_{k}_{index}"] = leaf
+        with atomic_write(self.temp / CHECKPOINT, "wb") as handle:
+            np.savez(handle, **arrays)
+
     def commit(self) -> Path:
         """Make the run visible: flush every file, then one rename."""
+        (self.temp / CHECKPOINT).unlink(missing_ok=True)  # for --resume only; a finished run needs none
         for file in self.temp.iterdir():
             if file.is_file():  # subdirectories (a proof's runs) were committed on their own
                 with open(file, "rb") as handle:
                     os.fsync(handle.fileno())
         os.rename(self.temp, self.path)
         return self.path
+
+
+def read_checkpoint(directory: Path) -> tuple[dict, list[np.ndarray]]:
+    """(saved, orders) as `RunWriter.write_checkpoint` stored them."""
+    try:
+        with np.load(directory / CHECKPOINT, allow_pickle=False) as archive:
+            files = set(archive.files)
+
+            def leaves(prefix: str) -> list[np.ndarray]:
+                count = sum(1 for name in files if name.startswith(prefix))
+                return [archive[f"{prefix}{i}"] for i in range(count)]
+
+            snapshots = []
+            while f"snapshot_{len(snapshots)}_0" in files:
+                snapshots.append(leaves(f"snapshot_{len(snapshots)}_"))
+            saved = {
+                "epochs_done": int(archive["epochs_done"]),
+                "state": tuple(leaves(f"state_{group}_") for group in range(3)),
+                "losses": archive["losses"], "corrects": archive["corrects"], "norms": archive["norms"],
+                "snapshots": snapshots, "snapshot_steps": archive["snapshot_steps"].tolist(),
+                "epoch_seconds": archive["epoch_seconds"].tolist(), "history": json.loads(str(archive["history"])),
+            }
+            return saved, list(archive["orders"])
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile) as error:
+        raise RunDirError(f"{directory} holds no usable checkpoint ({error}); it cannot be resumed: start the run again") from error
 
 
 @dataclasses.dataclass(frozen=True, eq=False)

@@ -47,22 +47,53 @@ def run(
     progress=None,
     report: bool = True,
     run_id: str | None = None,
+    resume: str | Path | None = None,
     **overrides,
 ) -> Run:
     """Train the tutorial's model as ``config`` (plus ``overrides``) says and store everything in a run directory.
 
     ``progress(steps_done, steps_total, epoch_logs_or_None)`` is called during training;
     ``report=False`` leaves out report.html (`weightlab report` renders it later); ``run_id``
-    names the directory (default: time, config and a random suffix).
+    names the directory (default: time, config and a random suffix). ``resume`` names an
+    interrupted run's hidden ``.incomplete-<id>`` directory to continue from its last epoch;
+    its own config is used.
     Returns the stored `Run`.
+
+    On the fused path a checkpoint is written at each epoch's end; a run interrupted by Ctrl-C
+    keeps its hidden directory with it (one killed outright keeps it too), ready for ``resume``.
     """
-    config = dataclasses.replace(config or RunConfig(), **overrides).resolved()
+    saved = orders = None
+    if resume is not None:
+        config, out, run_id, saved, orders = _resumable(Path(resume))
+    else:
+        config = dataclasses.replace(config or RunConfig(), **overrides).resolved()
     keras = keras_for(config.backend)
     dataset = _load(config, data_dir)
-    with RunWriter(out, run_id or new_run_id(config)) as writer:
+    with RunWriter(out, run_id or new_run_id(config), adopt=resume is not None) as writer:
+        writer.write_json("config.json", {"format_version": FORMAT_VERSION, "config": config.to_dict()})
         model, x_train, y_train = _prepare(keras, config, dataset)
-        fitted = training_path(model, config).fit(model, x_train, y_train, config, progress=progress)
+        trainer = training_path(model, config)
+        if trainer.TRAINING_PATH == "fused-jax":
+            from weightlab.train import fused_jax
+
+            fit_samples = len(x_train) - int(len(x_train) * config.validation_split)
+            orders = orders or fused_jax.draw_orders(model, fit_samples, config.epochs)
+            (fitted,) = fused_jax.fit_many([model], x_train, [y_train], config, [orders], progress,
+                                           checkpoint=lambda state: writer.write_checkpoint(state, orders), resume=saved)
+        else:
+            fitted = trainer.fit(model, x_train, y_train, config, progress=progress)
         return _finish(keras, writer, config, dataset, model, fitted, report)
+
+
+def _resumable(directory: Path):
+    """(config, out, run_id, saved state, data orders) of an interrupted run's hidden directory."""
+    from weightlab.store import read_checkpoint
+
+    if not directory.name.startswith(".incomplete-") or not (directory / "config.json").is_file():
+        raise ConfigError(f"{directory} is not an interrupted run (a hidden .incomplete-<id> directory with config.json); pass one to --resume")
+    config = RunConfig.from_dict(json.loads((directory / "config.json").read_text())["config"])
+    saved, orders = read_checkpoint(directory)
+    return config, directory.parent, directory.name.removeprefix(".incomplete-"), saved, orders
 
 
 def run_many(configs: list[RunConfig], *, out: str | Path = "runs", data_dir: str | Path | None = None, report: bool = False) -> list[Run]:

@@ -222,12 +222,14 @@ def _stack(trees: list):
 
 
 def fit_many(models: list, x_train: np.ndarray, labels: list[np.ndarray], config: RunConfig, orders: list[list[np.ndarray]],
-             progress: ProgressHook | None = None) -> list[FitResult]:
+             progress: ProgressHook | None = None, checkpoint=None, resume: dict | None = None) -> list[FitResult]:
     """Train several models of one architecture together, each as ``model.fit`` would train it alone.
 
     ``labels[r]`` and ``orders[r]`` (from `draw_orders`) belong to ``models[r]``; ``config`` is
     what they share (everything but the seed and the labels). Each model holds its trained
-    weights after.
+    weights after. ``checkpoint(saved)`` is called at each epoch's end with everything needed to
+    continue (a dict of numpy arrays and lists); ``resume=saved`` continues from such a dict, and
+    the result is bit for bit that of an uninterrupted run.
     """
     runs = len(models)
     samples = len(x_train)
@@ -261,10 +263,19 @@ def fit_many(models: list, x_train: np.ndarray, labels: list[np.ndarray], config
     chunk_length = min(config.snapshot_every, steps_per_epoch) if config.snapshot_every else steps_per_epoch
 
     stopped: dict[int, dict] = {}  # run -> where it diverged, and the last finite state it keeps
+    start_epoch = 0
+    if resume is not None:
+        start_epoch = resume["epochs_done"]
+        state = jax.tree_util.tree_map(jnp.asarray, resume["state"])
+        losses, corrects, step_norms = [resume["losses"]], [resume["corrects"]], [resume["norms"]]
+        snapshots, snapshot_steps = resume["snapshots"], list(resume["snapshot_steps"])
+        history, epoch_seconds = resume["history"], list(resume["epoch_seconds"])
     start = epoch_start = time.perf_counter()
     for epoch, first, length in _chunks(steps_per_epoch, config.epochs, config.snapshot_every):
         if len(stopped) == runs:
             break
+        if epoch < start_epoch:
+            continue
         if first == 0:
             padding = np.zeros(len(positions) - fit_samples, dtype=np.int64)
             epoch_orders = [np.concatenate([run_orders[epoch], padding]).reshape(steps_per_epoch, batch) for run_orders in orders]
@@ -305,6 +316,16 @@ def fit_many(models: list, x_train: np.ndarray, labels: list[np.ndarray], config
                 history[r]["val_loss"].append(float(val_loss[r]))
                 history[r]["val_accuracy"].append(float(val_accuracy[r]))
             epoch_seconds.append(time.perf_counter() - epoch_start)
+            if checkpoint is not None and not stopped:
+                checkpoint({
+                    "epochs_done": epoch + 1,
+                    "state": jax.tree_util.tree_map(lambda leaf: np.array(leaf, copy=True), state),
+                    "losses": np.concatenate([np.asarray(l) for l in losses], axis=1),
+                    "corrects": np.concatenate([np.asarray(c) for c in corrects], axis=1),
+                    "norms": np.concatenate([np.asarray(n) for n in step_norms], axis=1),
+                    "snapshots": snapshots, "snapshot_steps": list(snapshot_steps),
+                    "history": history, "epoch_seconds": list(epoch_seconds),
+                })
             if progress:
                 logs = {key: values[-1] for key, values in history[0].items()}
                 progress(done, total_steps, dict(logs, epoch=epoch + 1, seconds=epoch_seconds[-1]))
