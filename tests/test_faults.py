@@ -102,7 +102,11 @@ def test_a_full_disk_while_writing_snapshots_leaves_nothing_half_written(tmp_pat
     assert main(["run", "--dataset", "synthetic", "--epochs", "1", "--out", str(out)]) == 2
     err = capsys.readouterr().err
     assert "No space left on device" in err and len(err.strip().splitlines()) == 1
-    assert [p.name for p in out.iterdir()] == ["earlier-run"]  # no partial run, nothing else touched
+    visible = sorted(p.name for p in out.iterdir() if not p.name.startswith("."))
+    assert visible == ["earlier-run"]  # no partial run in sight, nothing else touched
+    # the epoch had finished: its checkpoint stays hidden, and the message says how to continue
+    (hidden,) = [p for p in out.iterdir() if p.name.startswith(".incomplete-")]
+    assert (hidden / "checkpoint.npz").is_file() and "--resume" in err
 
 
 def test_two_runs_into_one_out_get_distinct_directories(tmp_path):
@@ -184,3 +188,37 @@ def test_resume_refuses_what_is_not_an_interrupted_run(stored, tmp_path, capsys)
     (broken / "config.json").write_text(json.dumps({"config": {"dataset": "synthetic"}}))
     assert main(["run", "--resume", str(broken)]) == 2
     assert "no usable checkpoint" in capsys.readouterr().err
+
+
+@pytest.fixture
+def tiny_filesystem(tmp_path):
+    """A real 300 KB tmpfs, mounted for the test (needs root; skipped where mounting is not allowed)."""
+    mountpoint = tmp_path / "tiny"
+    mountpoint.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=300k", "tmpfs", str(mountpoint)], capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a tmpfs here (not root, or no CAP_SYS_ADMIN)")
+    try:
+        yield mountpoint
+    finally:
+        subprocess.run(["umount", str(mountpoint)], capture_output=True)
+
+
+def test_a_real_full_disk_keeps_what_was_there_and_the_run_resumes(tiny_filesystem, tmp_path, capsys):
+    import shutil
+
+    from weightlab.cli import main
+
+    (tiny_filesystem / "notes.txt").write_text("saved earlier")
+    code = main(["run", "--dataset", "synthetic", "--epochs", "3", "--hidden", "8", "--out", str(tiny_filesystem / "runs")])
+    err = capsys.readouterr().err
+    assert code == 2 and "No space left on device" in err and len(err.strip().splitlines()) == 1
+    assert (tiny_filesystem / "notes.txt").read_text() == "saved earlier"
+    visible = [p for p in (tiny_filesystem / "runs").iterdir() if not p.name.startswith(".")]
+    assert visible == []  # nothing that looks like a run
+    hidden = [p for p in (tiny_filesystem / "runs").iterdir() if p.name.startswith(".incomplete-")]
+    if hidden:  # the disk filled after an epoch: the run resumes once there is room
+        assert "--resume" in err
+        moved = tmp_path / "roomy" / hidden[0].name
+        shutil.copytree(hidden[0], moved)
+        resumed = weightlab.run(resume=moved, report=False)
+        assert resumed.summary["status"] == "complete" and resumed.summary["steps"] == 3 * 68

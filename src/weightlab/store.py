@@ -92,13 +92,18 @@ class RunWriter:
         return self
 
     def __exit__(self, kind, error, traceback) -> None:
-        # Interrupted after an epoch's checkpoint: keep the hidden directory, `--resume` continues it.
-        resumable = isinstance(error, KeyboardInterrupt) and (self.temp / CHECKPOINT).is_file()
+        # Interrupted (Ctrl-C, a full disk) after an epoch's checkpoint: keep the hidden directory,
+        # whose checkpoint is consistent (written atomically); `--resume` continues it.
+        os_error = isinstance(error, OSError) and not isinstance(error, RunDirError)
+        resumable = isinstance(error, KeyboardInterrupt) or os_error
+        resumable = resumable and (self.temp / CHECKPOINT).is_file()
         if self.temp.exists() and not resumable:
             shutil.rmtree(self.temp, ignore_errors=True)
-        if isinstance(error, OSError) and not isinstance(error, RunDirError):
-            # A full disk, a vanished directory: say so in one line. Nothing half-written stays.
+        if os_error:
             reason = error.strerror or str(error)
+            if resumable:
+                raise RunDirError(f"could not write {self.path} ({reason}); the run up to its last finished epoch is kept in {self.temp}: "
+                                  f"free space and continue it with `weightlab run --resume {self.temp}`") from error
             raise RunDirError(f"could not write {self.path} ({reason}); nothing of it was kept: free space or pick another --out and rerun") from error
 
     def write_json(self, name: str, value) -> None:
