@@ -187,3 +187,23 @@ def test_jupyter_summary_shows_the_numbers_and_escapes_paths(cli_run, tmp_path):
     page = read_run(odd)._repr_html_()
     assert f"{summary['test_accuracy_after']:.4f}" in page and "hidden 64" in page
     assert "&lt;b&gt;odd &amp; path&lt;/b&gt;" in page and "<b>odd" not in page
+
+
+@pytest.mark.slow
+def test_torch_backend_end_to_end(tmp_path):
+    """The optional PyTorch backend (pip install 'weightlab[torch]'): trains, tracks and stores like the others."""
+    import importlib.util
+    import os
+
+    if importlib.util.find_spec("torch") is None:
+        pytest.skip("PyTorch is an optional extra and is not installed here")
+    argv = [sys.executable, "-m", "weightlab.cli", "run", "--backend", "torch", "--dataset", "synthetic", "--epochs", "1", "--out", str(tmp_path), "--json"]
+    result = subprocess.run(argv, capture_output=True, text=True, env=dict(os.environ), timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    summary = json.loads(result.stdout)
+    assert summary["backend"] == "torch" and summary["training_path"] == "keras.fit" and summary["test_accuracy_after"] > 0.9
+    run = read_run(next(tmp_path.iterdir()))
+    _, _, weights = run.snapshots()
+    kernel = weights["hidden/kernel"].astype(np.float64)
+    assert summary["layers"][0]["l2_distance"] == pytest.approx(np.linalg.norm(kernel[-1] - kernel[0]))
+    assert run.steps()["distance_from_init"][-1, 0] == pytest.approx(summary["layers"][0]["l2_distance"], rel=1e-4)
