@@ -250,7 +250,9 @@ def fit_many(models: list, x_train: np.ndarray, labels: list[np.ndarray], config
     initial = [jnp.array(v, copy=True) for v in state[0]]
     program = _program_for(models[0], batch, config.step_stats)
 
-    snapshots = [[np.asarray(v, dtype=np.float32) for v in state[0]]]  # each: variables, leading run axis
+    # Snapshots are real copies: the next chunk donates the state's buffers, and np.asarray of
+    # a CPU array may be a view of them. Each snapshot: variables, with a leading run axis.
+    snapshots = [[np.array(v, dtype=np.float32, copy=True) for v in state[0]]]
     snapshot_steps = [0]
     losses, corrects, step_norms = [], [], []
     history = [{"accuracy": [], "loss": [], "val_accuracy": [], "val_loss": []} for _ in range(runs)]
@@ -301,7 +303,7 @@ def fit_many(models: list, x_train: np.ndarray, labels: list[np.ndarray], config
         done = epoch * steps_per_epoch + first + length
         epoch_ended = first + length == steps_per_epoch
         if epoch_ended or (config.snapshot_every and done % config.snapshot_every == 0):
-            snapshots.append([np.asarray(v, dtype=np.float32) for v in state[0]])
+            snapshots.append([np.array(v, dtype=np.float32, copy=True) for v in state[0]])
             snapshot_steps.append(done)
         if epoch_ended:
             epoch_losses = np.concatenate([np.asarray(l, dtype=np.float64) for l in losses], axis=1)[:, -steps_per_epoch:]
