@@ -222,3 +222,13 @@ def test_a_real_full_disk_keeps_what_was_there_and_the_run_resumes(tiny_filesyst
         shutil.copytree(hidden[0], moved)
         resumed = weightlab.run(resume=moved, report=False)
         assert resumed.summary["status"] == "complete" and resumed.summary["steps"] == 3 * 68
+
+
+def test_resuming_onto_an_existing_run_refuses_and_keeps_the_interrupted_one(tmp_path):
+    (tmp_path / "r1").mkdir()  # a finished run of that name already exists
+    interrupted = tmp_path / ".incomplete-r1"
+    interrupted.mkdir()
+    (interrupted / "checkpoint.npz").write_bytes(b"kept")
+    with pytest.raises(RunDirError, match="already exists"):
+        RunWriter(tmp_path, "r1", adopt=True)
+    assert (interrupted / "checkpoint.npz").read_bytes() == b"kept"

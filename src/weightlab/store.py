@@ -85,7 +85,8 @@ class RunWriter:
             raise RunDirError(f"cannot create a directory in {self.out} ({error.strerror}); pass a writable --out") from error
         self.path = self.out / run_id
         if self.path.exists():
-            shutil.rmtree(self.temp, ignore_errors=True)
+            if not adopt:  # an adopted directory is an interrupted run: never the writer's to remove
+                shutil.rmtree(self.temp, ignore_errors=True)
             raise RunDirError(f"{self.path} already exists; it is never overwritten: pass another --out or remove it")
 
     def __enter__(self) -> "RunWriter":
