@@ -59,6 +59,11 @@ class RunConfig:
             )
         return cls(**values)
 
+    def fit_samples(self, samples: int) -> int:
+        """How many of ``samples`` training examples are trained on: Keras holds out the last
+        ``int(samples · validation_split)`` for validation, before any shuffling."""
+        return samples - int(samples * self.validation_split)
+
     def resolved(self) -> "RunConfig":
         """This config with the backend made concrete, as it is recorded in a run."""
         return dataclasses.replace(self, backend=resolve_backend(self.backend))
@@ -72,7 +77,8 @@ def resolve_backend(requested: str | None) -> str:
     return backend
 
 
-def _require_int(name: str, value: Any, minimum: int, flag: str) -> None:
+def require_int(name: str, value: Any, minimum: int, flag: str) -> None:
+    """Raise ConfigError unless ``value`` is an integer (not a bool) of at least ``minimum``."""
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise ConfigError(f"{name} must be an integer >= {minimum}, got {value!r}: pass {flag} {max(minimum, 1)} or more")
 
@@ -84,11 +90,11 @@ def validate(config: RunConfig) -> None:
 
     if config.dataset not in DATASETS:
         raise ConfigError(f"unknown dataset {config.dataset!r}: choose one of {', '.join(DATASETS)}")
-    _require_int("hidden", config.hidden, 1, "--hidden")
-    _require_int("epochs", config.epochs, 1, "--epochs")
-    _require_int("batch_size", config.batch_size, 1, "--batch-size")
-    _require_int("seed", config.seed, 0, "--seed")
-    _require_int("snapshot_every", config.snapshot_every, 0, "--snapshot-every")
+    require_int("hidden", config.hidden, 1, "--hidden")
+    require_int("epochs", config.epochs, 1, "--epochs")
+    require_int("batch_size", config.batch_size, 1, "--batch-size")
+    require_int("seed", config.seed, 0, "--seed")
+    require_int("snapshot_every", config.snapshot_every, 0, "--snapshot-every")
     rate = config.learning_rate
     if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not math.isfinite(rate) or rate <= 0:
         raise ConfigError(f"learning_rate must be a positive finite number, got {rate!r}: pass e.g. --learning-rate 1e-3")

@@ -16,7 +16,7 @@ import typing
 from pathlib import Path
 
 from weightlab.analysis import aggregate
-from weightlab.config import RunConfig
+from weightlab.config import RunConfig, require_int
 from weightlab.errors import ConfigError
 from weightlab.experiments.run import run_many
 from weightlab.models import parameter_count
@@ -65,8 +65,7 @@ def parse_axis(spec: str) -> tuple[str, list]:
 def compare(config: RunConfig | None = None, *, axis: str = "hidden", values: list | None = None, seeds: int = 3,
             out: str | Path = "comparisons", data_dir=None, progress=None, report: bool = True, **overrides) -> Comparison:
     """Every value of ``axis`` over the same ``seeds`` seeds; statistics per variant and paired differences."""
-    if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
-        raise ConfigError(f"seeds must be a positive integer, got {seeds!r}: pass --seeds 3")
+    require_int("seeds", seeds, 1, "--seeds")
     base = dataclasses.replace(config or RunConfig(), **overrides).resolved()
     values = list(values or [16, 64])
     variants = [dataclasses.replace(base, **{axis: value}) for value in values]  # validates every value now

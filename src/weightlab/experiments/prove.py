@@ -21,8 +21,7 @@ from weightlab import data, models
 from weightlab.analysis import controls, stats
 from weightlab.analysis.inputs import pixel_activity
 from weightlab.backend import keras_for
-from weightlab.config import RunConfig
-from weightlab.errors import ConfigError
+from weightlab.config import RunConfig, require_int
 from weightlab.experiments.run import run_many
 from weightlab.store import FORMAT_VERSION, RunWriter, dumps
 
@@ -38,8 +37,7 @@ class Proof:
 
 def prove(config: RunConfig | None = None, *, seeds: int = 3, out: str | Path = "proofs", data_dir=None, progress=None, report: bool = True, **overrides) -> Proof:
     """Run the experiment and its controls over ``seeds`` seeds (config.seed, config.seed + 1, …)."""
-    if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
-        raise ConfigError(f"seeds must be a positive integer, got {seeds!r}: pass --seeds 3")
+    require_int("seeds", seeds, 1, "--seeds")
     config = dataclasses.replace(config or RunConfig(), **overrides).resolved()
     keras = keras_for(config.backend)
     from weightlab.train.keras_fit import evaluate, to_inputs
@@ -48,7 +46,7 @@ def prove(config: RunConfig | None = None, *, seeds: int = 3, out: str | Path = 
     with RunWriter(out, proof_id) as writer:
         dataset = data.load(config.dataset, data_dir=data_dir)
         x_test = to_inputs(dataset.x_test)
-        fit_samples = len(dataset.x_train) - int(len(dataset.x_train) * config.validation_split)
+        fit_samples = config.fit_samples(len(dataset.x_train))
         activity = pixel_activity(dataset.x_train[:fit_samples])
         evaluator = models.build(config, keras)  # one model whose weights are set for each evaluation
         names = [variable.path.removeprefix(f"{evaluator.name}/") for variable in evaluator.weights]

@@ -76,7 +76,7 @@ def run(
         if trainer.TRAINING_PATH == "fused-jax":
             from weightlab.train import fused_jax
 
-            fit_samples = len(x_train) - int(len(x_train) * config.validation_split)
+            fit_samples = config.fit_samples(len(x_train))
             orders = orders or fused_jax.draw_orders(model, fit_samples, config.epochs)
             (fitted,) = fused_jax.fit_many([model], x_train, [y_train], config, [orders], progress,
                                            checkpoint=lambda state: writer.write_checkpoint(state, orders), resume=saved)
@@ -123,7 +123,7 @@ def run_many(configs: list[RunConfig], *, out: str | Path = "runs", data_dir: st
         with contextlib.ExitStack() as cleanup:
             writers = [cleanup.enter_context(RunWriter(out, new_run_id(config))) for config in group]  # an unusable --out fails before training
             prepared, orders = [], []
-            fit_samples = len(dataset.x_train) - int(len(dataset.x_train) * group[0].validation_split)
+            fit_samples = group[0].fit_samples(len(dataset.x_train))
             for config in group:
                 model, x_train, y_train = _prepare(keras, config, dataset)
                 orders.append(fused_jax.draw_orders(model, fit_samples, config.epochs))  # where model.fit would draw them
@@ -136,7 +136,7 @@ def run_many(configs: list[RunConfig], *, out: str | Path = "runs", data_dir: st
 
 def _load(config: RunConfig, data_dir):
     dataset = data.load(config.dataset, data_dir=data_dir)
-    fit_samples = len(dataset.x_train) - int(len(dataset.x_train) * config.validation_split)
+    fit_samples = config.fit_samples(len(dataset.x_train))
     if config.batch_size > fit_samples:
         raise ConfigError(f"batch_size {config.batch_size} is larger than the {fit_samples} training samples; pass a smaller --batch-size")
     return dataset
@@ -155,7 +155,7 @@ def _finish(keras, writer: RunWriter, config: RunConfig, dataset, model, fitted,
     """Evaluate, analyse and write one trained run; returns it stored."""
     from weightlab.train.keras_fit import evaluate, predict, to_inputs
 
-    fit_samples = len(dataset.x_train) - int(len(dataset.x_train) * config.validation_split)
+    fit_samples = config.fit_samples(len(dataset.x_train))
     x_test = to_inputs(dataset.x_test)
     tracked = fitted.tracked
     initial, final = tracked.initial(), tracked.final()

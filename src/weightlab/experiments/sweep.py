@@ -20,7 +20,7 @@ import traceback
 from pathlib import Path
 
 from weightlab.analysis import aggregate
-from weightlab.config import RunConfig
+from weightlab.config import RunConfig, require_int
 from weightlab.errors import ConfigError, RunDirError, WeightlabError
 from weightlab.fileio import atomic_write
 from weightlab.store import FORMAT_VERSION, dumps
@@ -43,8 +43,7 @@ class Sweep:
 
 def cells_of(base: RunConfig, grid: dict[str, list], seeds: int) -> list[Cell]:
     """Every grid point × seed, in a fixed order, each with a name that says what it is."""
-    if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
-        raise ConfigError(f"seeds must be a positive integer, got {seeds!r}: pass --seeds 2")
+    require_int("seeds", seeds, 1, "--seeds")
     fields = list(grid)
     cells = []
     for values in itertools.product(*(grid[field] for field in fields)):
@@ -146,8 +145,7 @@ def sweep(config: RunConfig | None = None, *, grid: dict[str, list] | None = Non
     if executor not in EXECUTORS:
         raise ConfigError(f"unknown executor {executor!r}: choose one of {', '.join(EXECUTORS)}")
     workers = workers or os.cpu_count() or 1
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-        raise ConfigError(f"workers must be a positive integer, got {workers!r}: pass --workers 2")
+    require_int("workers", workers, 1, "--workers")
     base = dataclasses.replace(config or RunConfig(), **overrides).resolved()
     grid = {field: list(values) for field, values in (grid or {"hidden": [16, 64]}).items()}
     for field in grid:

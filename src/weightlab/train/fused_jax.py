@@ -25,6 +25,7 @@ import keras
 import numpy as np
 
 from weightlab.config import RunConfig
+from weightlab.train import keras_fit
 from weightlab.train.keras_fit import FitResult, ProgressHook
 from weightlab.train.tracker import TrackedWeights
 
@@ -212,7 +213,7 @@ def draw_orders(model, fit_samples: int, epochs: int) -> list[np.ndarray]:
 
 def fit(model, x_train: np.ndarray, y_train: np.ndarray, config: RunConfig, progress: ProgressHook | None = None) -> FitResult:
     """Train ``model`` as ``model.fit`` would, in jitted chunks; the model holds the trained weights after."""
-    fit_samples = len(x_train) - int(len(x_train) * config.validation_split)
+    fit_samples = config.fit_samples(len(x_train))
     orders = draw_orders(model, fit_samples, config.epochs)
     return fit_many([model], x_train, [y_train], config, [orders], progress)[0]
 
@@ -233,9 +234,9 @@ def fit_many(models: list, x_train: np.ndarray, labels: list[np.ndarray], config
     """
     runs = len(models)
     samples = len(x_train)
-    fit_samples = samples - int(samples * config.validation_split)
+    fit_samples = config.fit_samples(samples)
     batch = config.batch_size
-    steps_per_epoch = -(-fit_samples // batch)
+    steps_per_epoch = keras_fit.steps_per_epoch(samples, config)
     total_steps = steps_per_epoch * config.epochs
 
     x_fit, x_val = jnp.asarray(x_train[:fit_samples]), jnp.asarray(x_train[fit_samples:])

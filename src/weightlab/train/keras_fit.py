@@ -37,8 +37,7 @@ def to_inputs(images: np.ndarray) -> np.ndarray:
 
 def steps_per_epoch(samples: int, config: RunConfig) -> int:
     """Batches per epoch once Keras has held out the last ``validation_split`` of the samples."""
-    fit_samples = samples - int(samples * config.validation_split)
-    return -(-fit_samples // config.batch_size)
+    return -(-config.fit_samples(samples) // config.batch_size)
 
 
 class _EpochClock(keras.callbacks.Callback):
@@ -70,7 +69,7 @@ class _EpochClock(keras.callbacks.Callback):
 def fit(model, x_train: np.ndarray, y_train: np.ndarray, config: RunConfig, progress: ProgressHook | None = None) -> FitResult:
     """``model.fit`` exactly as the tutorial calls it, with a WeightTracker and a clock attached."""
     samples = len(x_train)
-    fit_samples = samples - int(samples * config.validation_split)
+    fit_samples = config.fit_samples(samples)
     tracker = WeightTracker(snapshot_every=config.snapshot_every, batch_size=config.batch_size, samples=fit_samples, step_stats=config.step_stats)
     clock = _EpochClock(progress)
     start = time.perf_counter()
