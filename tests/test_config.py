@@ -2,7 +2,7 @@ import dataclasses
 import json
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from weightlab.config import RunConfig, resolve_backend
@@ -69,3 +69,18 @@ def test_backend_resolution_order(monkeypatch):
     assert resolve_backend(None) == "tensorflow"
     assert resolve_backend("torch") == "torch"
     assert RunConfig().resolved().backend == "tensorflow"
+
+
+@settings(max_examples=200, deadline=None)
+@given(samples=st.integers(2, 5000), split=st.sampled_from([0.01, 0.1, 0.2, 0.3, 0.33, 0.7, 0.9, 0.99]))
+def test_fit_samples_is_where_keras_splits(samples, split):
+    """The training split is Keras's own: the first rows it trains on, the rest it validates on."""
+    import numpy as np
+    from keras.src.trainers.data_adapters.array_slicing import train_validation_split
+
+    arrays = (np.arange(samples),)
+    try:
+        (train,), _ = train_validation_split(arrays, validation_split=split)
+    except ValueError:  # Keras refuses a split that leaves one side empty
+        return
+    assert RunConfig(validation_split=split).fit_samples(samples) == len(train)

@@ -154,28 +154,97 @@ def interrupted_run(out, epoch: int, **config):
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        weightlab.run(out=out, progress=hook, report=False, backend="jax", **config)
+        weightlab.run(out=out, progress=hook, report=False, **config)
     (left,) = list(out.iterdir())
     assert left.name.startswith(".incomplete-")  # hidden: it never looks complete
     return left
 
 
-@pytest.mark.parametrize("snapshot_every", [0, 25])
-def test_resume_ends_bit_identical_to_an_uninterrupted_run(tmp_path, snapshot_every):
-    config = dict(dataset="synthetic", epochs=3, hidden=8, seed=4, snapshot_every=snapshot_every)
-    full = weightlab.run(out=tmp_path / "full", report=False, backend="jax", **config)
-    left = interrupted_run(tmp_path / "cut", epoch=1, **config)
-    assert sorted(p.name for p in left.iterdir()) == ["checkpoint.npz", "config.json"]
-    resumed = weightlab.run(resume=left, report=False)
-    assert resumed.path.name == left.name.removeprefix(".incomplete-") and not left.exists()
+def assert_identical_runs(full, resumed):
+    """Weights at every snapshot, per-step losses and norms, and the history: bit for bit."""
     steps_a, _, weights_a = full.snapshots()
     steps_b, _, weights_b = resumed.snapshots()
     assert steps_a.tolist() == steps_b.tolist()
     for name in weights_a:
-        assert np.array_equal(weights_a[name], weights_b[name]), name  # bit for bit
-    assert np.array_equal(full.steps()["loss"], resumed.steps()["loss"])
+        assert np.array_equal(weights_a[name], weights_b[name]), name
+    for key in ("loss", "distance_from_init", "update_norm", "weight_norm"):
+        assert np.array_equal(full.steps()[key], resumed.steps()[key], equal_nan=True), key
     assert full.summary["history"] == resumed.summary["history"]
+    assert full.summary["test_accuracy_after"] == resumed.summary["test_accuracy_after"]
+
+
+@pytest.mark.parametrize("snapshot_every, training_path", [(0, "auto"), (25, "auto"), (25, "keras.fit")])
+def test_resume_ends_bit_identical_to_an_uninterrupted_run(tmp_path, snapshot_every, training_path):
+    config = dict(dataset="synthetic", epochs=3, hidden=8, seed=4, snapshot_every=snapshot_every, backend="jax", training_path=training_path)
+    full = weightlab.run(out=tmp_path / "full", report=False, **config)
+    left = interrupted_run(tmp_path / "cut", epoch=1, **config)
+    assert sorted(p.name for p in left.iterdir()) == ["checkpoint.npz", "config.json"]
+    resumed = weightlab.run(resume=left, report=False)
+    assert resumed.path.name == left.name.removeprefix(".incomplete-") and not left.exists()
+    assert resumed.summary["training_path"] == full.summary["training_path"] == ("keras.fit" if training_path == "keras.fit" else "fused-jax")
+    assert_identical_runs(full, resumed)
     assert not (resumed.path / "checkpoint.npz").exists()
+
+
+def test_a_failure_keeps_the_checkpoint_and_a_failed_resume_keeps_it_too(tmp_path):
+    config = dict(dataset="synthetic", epochs=3, hidden=8, seed=2, backend="jax", report=False)
+
+    def fail_after(epoch):
+        def hook(done, total, logs):
+            if logs is not None and logs["epoch"] == epoch:
+                raise RuntimeError("something unforeseen")
+        return hook
+
+    with pytest.raises(RuntimeError):
+        weightlab.run(out=tmp_path, progress=fail_after(1), **config)
+    (left,) = list(tmp_path.iterdir())
+    with pytest.raises(RuntimeError):
+        weightlab.run(resume=left, progress=fail_after(2))
+    assert left.is_dir() and (left / "checkpoint.npz").is_file()  # adopted to resume: never removed
+    resumed = weightlab.run(resume=left)
+    assert_identical_runs(weightlab.run(out=tmp_path / "full", **config), resumed)
+
+
+RESUME_IN_A_FRESH_PROCESS = """
+import sys, weightlab
+from pathlib import Path
+out, epoch, backend = Path(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+config = dict(dataset="synthetic", epochs=3, hidden=8, seed=4, snapshot_every=25, backend=backend, report=False)
+if epoch:
+    def hook(done, total, logs):
+        if logs is not None and logs["epoch"] == epoch:
+            raise KeyboardInterrupt
+    try:
+        weightlab.run(out=out, progress=hook, **config)
+    except KeyboardInterrupt:
+        pass
+elif sys.argv[4:]:
+    weightlab.run(resume=sys.argv[4])
+else:
+    weightlab.run(out=out, **config)
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["tensorflow", "torch"])
+def test_resume_on_the_keras_fit_path_of_another_backend_is_bit_identical(tmp_path, backend):
+    """Interrupted in one process, resumed in another, against an uninterrupted run in a third."""
+    import importlib.util
+
+    if importlib.util.find_spec(backend) is None:
+        pytest.skip(f"{backend} is not installed (pip install 'weightlab[{backend}]')")
+    def python(*args):
+        result = subprocess.run([sys.executable, "-c", RESUME_IN_A_FRESH_PROCESS, *map(str, args)], capture_output=True, text=True, timeout=300)
+        assert result.returncode == 0, result.stderr[-2000:]
+
+    python(tmp_path / "full", 0, backend)
+    python(tmp_path / "cut", 2, backend)
+    (left,) = list((tmp_path / "cut").iterdir())
+    assert left.name.startswith(".incomplete-") and (left / "checkpoint.npz").is_file()
+    python(tmp_path / "cut", 0, backend, left)
+    full, resumed = read_run(next((tmp_path / "full").iterdir())), read_run(next((tmp_path / "cut").iterdir()))
+    assert full.summary["training_path"] == resumed.summary["training_path"] == "keras.fit"
+    assert_identical_runs(full, resumed)
 
 
 def test_resume_refuses_what_is_not_an_interrupted_run(stored, tmp_path, capsys):

@@ -48,6 +48,19 @@ def test_fused_path_matches_model_fit(small, snapshot_every, evaluate_first):
     assert fused.steps == reference.steps == 2 * 17
 
 
+def test_keras_fit_path_is_the_tutorials_model_fit_bit_for_bit(small):
+    """weightlab's keras.fit path feeds each epoch its own drawn order: on JAX exactly Keras's own shuffle."""
+    x, y = small
+    config = RunConfig(dataset="synthetic", epochs=3, hidden=16, seed=3)
+    keras.utils.set_random_seed(config.seed)
+    plain = models.build(config, keras)
+    history = plain.fit(x, y, epochs=3, batch_size=32, validation_split=0.1, verbose=0).history
+    model, result = train(keras_fit, x, y, config)
+    for a, b in zip(model.get_weights(), plain.get_weights()):
+        assert np.array_equal(a, b)
+    assert result.history == {key: [float(v) for v in values] for key, values in history.items()}
+
+
 def test_chunks_split_at_snapshots_and_epoch_ends():
     assert fused_jax._chunks(5, 2, 0) == [(0, 0, 5), (1, 0, 5)]
     # snapshots every 3 global steps: 3, 6, 9 and the epoch ends 5, 10

@@ -74,6 +74,7 @@ class RunWriter:
         """``adopt=True`` continues an interrupted run's existing temporary directory (``--resume``)."""
         self.out = Path(out)
         self.run_id = run_id
+        self.adopted = adopt
         if self.out.exists() and not self.out.is_dir():
             raise RunDirError(f"--out {self.out} is a file; pass a directory (it is created if missing)")
         try:
@@ -93,11 +94,11 @@ class RunWriter:
         return self
 
     def __exit__(self, kind, error, traceback) -> None:
-        # Interrupted (Ctrl-C, a full disk) after an epoch's checkpoint: keep the hidden directory,
-        # whose checkpoint is consistent (written atomically); `--resume` continues it.
+        # Stopped (Ctrl-C, a full disk, any failure) after an epoch's checkpoint: keep the hidden
+        # directory, whose checkpoint is consistent (written atomically); `--resume` continues it.
+        # A directory adopted to resume is never the writer's to remove, whatever happened.
         os_error = isinstance(error, OSError) and not isinstance(error, RunDirError)
-        resumable = isinstance(error, KeyboardInterrupt) or os_error
-        resumable = resumable and (self.temp / CHECKPOINT).is_file()
+        resumable = self.adopted or (self.temp / CHECKPOINT).is_file()
         if self.temp.exists() and not resumable:
             shutil.rmtree(self.temp, ignore_errors=True)
         if os_error:
@@ -156,13 +157,16 @@ class RunWriter:
     def write_checkpoint(self, saved: dict, orders: list[np.ndarray]) -> None:
         """Everything needed to continue this run from the epoch just finished (replaced each epoch)."""
         arrays = {
+            "path": np.asarray(saved["path"]),  # the training path that wrote it, and must continue it
             "epochs_done": np.asarray(saved["epochs_done"]),
             "orders": np.stack(orders),
-            "losses": saved["losses"], "corrects": saved["corrects"], "norms": saved["norms"],
+            "losses": saved["losses"], "norms": saved["norms"],
             "snapshot_steps": np.asarray(saved["snapshot_steps"]),
             "epoch_seconds": np.asarray(saved["epoch_seconds"]),
             "history": np.asarray(json.dumps(saved["history"])),
         }
+        if saved.get("corrects") is not None:  # per-step correct counts: the fused path's accuracy
+            arrays["corrects"] = saved["corrects"]
         for group, leaves in enumerate(saved["state"]):
             for index, leaf in enumerate(leaves):
                 arrays[f"state_{group}_{index}"] = leaf
@@ -197,9 +201,10 @@ def read_checkpoint(directory: Path) -> tuple[dict, list[np.ndarray]]:
             while f"snapshot_{len(snapshots)}_0" in files:
                 snapshots.append(leaves(f"snapshot_{len(snapshots)}_"))
             saved = {
+                "path": str(archive["path"]),
                 "epochs_done": int(archive["epochs_done"]),
                 "state": tuple(leaves(f"state_{group}_") for group in range(3)),
-                "losses": archive["losses"], "corrects": archive["corrects"], "norms": archive["norms"],
+                "losses": archive["losses"], "corrects": archive["corrects"] if "corrects" in files else None, "norms": archive["norms"],
                 "snapshots": snapshots, "snapshot_steps": archive["snapshot_steps"].tolist(),
                 "epoch_seconds": archive["epoch_seconds"].tolist(), "history": json.loads(str(archive["history"])),
             }

@@ -59,7 +59,7 @@ def run(
     its own config is used.
     Returns the stored `Run`.
 
-    On the fused path a checkpoint is written at each epoch's end; a run interrupted by Ctrl-C
+    A checkpoint is written at each epoch's end (on every path); a run interrupted by Ctrl-C
     keeps its hidden directory with it (one killed outright keeps it too), ready for ``resume``.
     """
     saved = orders = None
@@ -73,15 +73,14 @@ def run(
         writer.write_json("config.json", {"format_version": FORMAT_VERSION, "config": config.to_dict()})
         model, x_train, y_train = _prepare(keras, config, dataset)
         trainer = training_path(model, config)
-        if trainer.TRAINING_PATH == "fused-jax":
-            from weightlab.train import fused_jax
-
-            fit_samples = config.fit_samples(len(x_train))
-            orders = orders or fused_jax.draw_orders(model, fit_samples, config.epochs)
-            (fitted,) = fused_jax.fit_many([model], x_train, [y_train], config, [orders], progress,
-                                           checkpoint=lambda state: writer.write_checkpoint(state, orders), resume=saved)
-        else:
-            fitted = trainer.fit(model, x_train, y_train, config, progress=progress)
+        if saved is not None and saved["path"] != trainer.TRAINING_PATH:
+            raise ConfigError(f"{resume} was trained on the {saved['path']} path and this setup trains on {trainer.TRAINING_PATH}; "
+                              "resume it with the backend it started on")
+        # The data orders are drawn up front (where model.fit would draw them) and kept with
+        # each epoch's checkpoint, so a resumed run sees exactly the batches it would have.
+        orders = orders or trainer.draw_orders(model, config.fit_samples(len(x_train)), config.epochs)
+        fitted = trainer.fit(model, x_train, y_train, config, progress, orders=orders, resume=saved,
+                             checkpoint=lambda state: writer.write_checkpoint(state, orders))
         return _finish(keras, writer, config, dataset, model, fitted, report)
 
 
@@ -117,7 +116,7 @@ def run_many(configs: list[RunConfig], *, out: str | Path = "runs", data_dir: st
             for index in members:
                 stored[index] = run(configs[index], out=out, data_dir=data_dir, report=report)
             continue
-        from weightlab.train import fused_jax
+        from weightlab.train import fused_jax, keras_fit
 
         dataset = _load(group[0], data_dir)
         with contextlib.ExitStack() as cleanup:
@@ -126,7 +125,7 @@ def run_many(configs: list[RunConfig], *, out: str | Path = "runs", data_dir: st
             fit_samples = group[0].fit_samples(len(dataset.x_train))
             for config in group:
                 model, x_train, y_train = _prepare(keras, config, dataset)
-                orders.append(fused_jax.draw_orders(model, fit_samples, config.epochs))  # where model.fit would draw them
+                orders.append(keras_fit.draw_orders(model, fit_samples, config.epochs))  # where model.fit would draw them
                 prepared.append((model, y_train))
             fitted = fused_jax.fit_many([m for m, _ in prepared], x_train, [y for _, y in prepared], group[0], orders)
             for index, writer, config, (model, _), result in zip(members, writers, group, prepared, fitted):

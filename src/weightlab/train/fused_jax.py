@@ -26,7 +26,7 @@ import numpy as np
 
 from weightlab.config import RunConfig
 from weightlab.train import keras_fit
-from weightlab.train.keras_fit import FitResult, ProgressHook
+from weightlab.train.keras_fit import FitResult, ProgressHook, draw_orders  # noqa: F401  (draw_orders: each path offers it)
 from weightlab.train.tracker import TrackedWeights
 
 TRAINING_PATH = "fused-jax"
@@ -35,16 +35,6 @@ TRAINING_PATH = "fused-jax"
 def applies(model, config: RunConfig) -> bool:
     """The fused path drives models without non-trainable state (no batch-norm statistics, no dropout RNG)."""
     return keras.backend.backend() == "jax" and not model.non_trainable_variables
-
-
-def _fit_would_build(model) -> bool:
-    """Whether `model.fit` would first iterate its data once to build the compiled loss and metrics.
-
-    That pass draws one shuffling permutation that no epoch uses; to follow `model.fit`'s data
-    order the fused path must draw it too. (The equivalence test notices if Keras changes this.)
-    """
-    compiled = [getattr(model, "_compile_loss", None), getattr(model, "_compile_metrics", None)]
-    return not all(layer.built for layer in model._flatten_layers()) or any(part is not None and not part.built for part in compiled)
 
 
 def _padded(rows: np.ndarray, first: int, length: int, chunk_length: int) -> np.ndarray:
@@ -201,21 +191,15 @@ def predict(model, x: np.ndarray) -> np.ndarray:
     return np.asarray(probabilities)
 
 
-def draw_orders(model, fit_samples: int, epochs: int) -> list[np.ndarray]:
-    """The data order of each epoch, drawn now from numpy's global generator as `model.fit` would draw it.
+def fit(model, x_train: np.ndarray, y_train: np.ndarray, config: RunConfig, progress: ProgressHook | None = None, *,
+        orders: list[np.ndarray] | None = None, checkpoint=None, resume: dict | None = None) -> FitResult:
+    """Train ``model`` as ``model.fit`` would, in jitted chunks; the model holds the trained weights after.
 
-    Call it right after seeding and building the model, where `model.fit` would start.
+    ``orders``, ``checkpoint`` and ``resume`` are `keras_fit.fit`'s: the two paths are interchangeable.
     """
-    if _fit_would_build(model):
-        np.random.permutation(fit_samples)  # Keras's build pass draws (and discards) one permutation
-    return [np.random.permutation(fit_samples) for _ in range(epochs)]
-
-
-def fit(model, x_train: np.ndarray, y_train: np.ndarray, config: RunConfig, progress: ProgressHook | None = None) -> FitResult:
-    """Train ``model`` as ``model.fit`` would, in jitted chunks; the model holds the trained weights after."""
-    fit_samples = config.fit_samples(len(x_train))
-    orders = draw_orders(model, fit_samples, config.epochs)
-    return fit_many([model], x_train, [y_train], config, [orders], progress)[0]
+    if orders is None:
+        orders = keras_fit.draw_orders(model, config.fit_samples(len(x_train)), config.epochs)
+    return fit_many([model], x_train, [y_train], config, [orders], progress, checkpoint=checkpoint, resume=resume)[0]
 
 
 def _stack(trees: list):
@@ -226,7 +210,7 @@ def fit_many(models: list, x_train: np.ndarray, labels: list[np.ndarray], config
              progress: ProgressHook | None = None, checkpoint=None, resume: dict | None = None) -> list[FitResult]:
     """Train several models of one architecture together, each as ``model.fit`` would train it alone.
 
-    ``labels[r]`` and ``orders[r]`` (from `draw_orders`) belong to ``models[r]``; ``config`` is
+    ``labels[r]`` and ``orders[r]`` (from `keras_fit.draw_orders`) belong to ``models[r]``; ``config`` is
     what they share (everything but the seed and the labels). Each model holds its trained
     weights after. ``checkpoint(saved)`` is called at each epoch's end with everything needed to
     continue (a dict of numpy arrays and lists); ``resume=saved`` continues from such a dict, and
@@ -321,6 +305,7 @@ def fit_many(models: list, x_train: np.ndarray, labels: list[np.ndarray], config
             epoch_seconds.append(time.perf_counter() - epoch_start)
             if checkpoint is not None and not stopped:
                 checkpoint({
+                    "path": TRAINING_PATH,
                     "epochs_done": epoch + 1,
                     "state": jax.tree_util.tree_map(lambda leaf: np.array(leaf, copy=True), state),
                     "losses": np.concatenate([np.asarray(l) for l in losses], axis=1),

@@ -41,62 +41,141 @@ def steps_per_epoch(samples: int, config: RunConfig) -> int:
 
 
 class _EpochClock(keras.callbacks.Callback):
-    """Times each epoch and reports progress every few steps (rich redraws are not free)."""
+    """Times each epoch and reports progress every few steps (rich redraws are not free).
 
-    def __init__(self, progress: ProgressHook | None, every: int = 64):
+    The end of an epoch is reported by the loop, once the epoch's checkpoint is written.
+    """
+
+    def __init__(self, progress: ProgressHook | None, total_steps: int, steps_done: int = 0, every: int = 64):
         super().__init__()
         self.progress, self.every = progress, every
+        self.total, self.step = total_steps, steps_done
         self.seconds: list[float] = []
-        self._step = 0
 
     def on_epoch_begin(self, epoch, logs=None):
         self._start = time.perf_counter()
 
     def on_train_batch_end(self, batch, logs=None):
-        self._step += 1
-        if self.progress and self._step % self.every == 0:
-            self.progress(self._step, self._total, None)
-
-    def on_train_begin(self, logs=None):
-        self._total = int(self.params.get("steps") or 0) * int(self.params.get("epochs") or 0)
+        self.step += 1
+        if self.progress and self.step % self.every == 0:
+            self.progress(self.step, self.total, None)
 
     def on_epoch_end(self, epoch, logs=None):
         self.seconds.append(time.perf_counter() - self._start)
-        if self.progress:
-            self.progress(self._step, self._total, dict(logs or {}, epoch=epoch + 1, seconds=self.seconds[-1]))
 
 
-def fit(model, x_train: np.ndarray, y_train: np.ndarray, config: RunConfig, progress: ProgressHook | None = None) -> FitResult:
-    """``model.fit`` exactly as the tutorial calls it, with a WeightTracker and a clock attached."""
+def _fit_would_build(model) -> bool:
+    """Whether `model.fit` would first iterate its data once to build the compiled loss and metrics.
+
+    That pass draws one shuffling permutation that no epoch uses; to follow `model.fit`'s data
+    order one must draw it too. (The fused path's equivalence test notices if Keras changes this.)
+    """
+    compiled = [getattr(model, "_compile_loss", None), getattr(model, "_compile_metrics", None)]
+    return not all(layer.built for layer in model._flatten_layers()) or any(part is not None and not part.built for part in compiled)
+
+
+def draw_orders(model, fit_samples: int, epochs: int) -> list[np.ndarray]:
+    """The data order of each epoch, drawn now from numpy's global generator as `model.fit` draws it on JAX.
+
+    Call it right after seeding and building the model, where `model.fit` would start.
+    Keras's JAX and NumPy data adapters draw ``np.random.permutation(n)`` once per epoch.
+    """
+    if _fit_would_build(model):
+        np.random.permutation(fit_samples)  # Keras's build pass draws (and discards) one permutation
+    return [np.random.permutation(fit_samples) for _ in range(epochs)]
+
+
+def fit(model, x_train: np.ndarray, y_train: np.ndarray, config: RunConfig, progress: ProgressHook | None = None, *,
+        orders: list[np.ndarray] | None = None, checkpoint: Callable[[dict], None] | None = None, resume: dict | None = None) -> FitResult:
+    """``model.fit`` as the tutorial calls it, with a WeightTracker and a clock attached, one epoch per call.
+
+    weightlab holds out the validation split as Keras does (the last fraction, unshuffled) and
+    hands each epoch's ``model.fit`` its batches in ``orders`` (default: `draw_orders`, the
+    permutations Keras itself draws on JAX, so that there the training is ``model.fit``'s bit
+    for bit). Owning the order is what makes a run resumable on every backend; it also gives
+    each epoch a fresh order on TensorFlow, where Keras's seeded shuffle repeats the first
+    epoch's (its ``tf.random.shuffle`` restarts from a fixed op seed with each epoch's iterator).
+
+    ``checkpoint(saved)`` is called after each epoch with everything needed to continue
+    (weights, optimizer state, the record so far); ``resume=saved`` continues from it.
+    """
     samples = len(x_train)
     fit_samples = config.fit_samples(samples)
-    tracker = WeightTracker(snapshot_every=config.snapshot_every, batch_size=config.batch_size, samples=fit_samples, step_stats=config.step_stats)
-    clock = _EpochClock(progress)
+    x_fit, y_fit = x_train[:fit_samples], y_train[:fit_samples]
+    validation = (x_train[fit_samples:], y_train[fit_samples:]) if fit_samples < samples else None
+    per_epoch = steps_per_epoch(samples, config)
+    orders = orders if orders is not None else draw_orders(model, fit_samples, config.epochs)
+
+    tracker = WeightTracker(snapshot_every=config.snapshot_every, batch_size=config.batch_size, samples=fit_samples,
+                            step_stats=config.step_stats, across_fits=True)
+    history: dict[str, list[float]] = {}
+    start_epoch, seconds_before = 0, []
+    if resume is not None:
+        start_epoch, history, seconds_before = _restore(model, tracker, resume, per_epoch)
+    clock = _EpochClock(progress, total_steps=per_epoch * config.epochs, steps_done=per_epoch * start_epoch)
     start = time.perf_counter()
-    history = model.fit(
-        x_train,
-        y_train,
-        epochs=config.epochs,
-        batch_size=config.batch_size,
-        validation_split=config.validation_split,
-        callbacks=[tracker, clock],
-        verbose=0,
-    )
+    for epoch in range(start_epoch, config.epochs):
+        order = orders[epoch]
+        logs = model.fit(x_fit[order], y_fit[order], batch_size=config.batch_size, epochs=epoch + 1, initial_epoch=epoch,
+                         validation_data=validation, shuffle=False, callbacks=[tracker, clock], verbose=0)
+        if tracker.diverged:
+            break
+        for key, values in logs.history.items():
+            history.setdefault(key, []).extend(float(v) for v in values)
+        if checkpoint is not None:
+            checkpoint(_saved(model, tracker, epoch + 1, history, seconds_before + clock.seconds))
+        if progress:
+            progress(clock.step, clock.total, {**{key: values[-1] for key, values in history.items()}, "epoch": epoch + 1, "seconds": clock.seconds[-1]})
     train_seconds = time.perf_counter() - start
     tracked = tracker.result()
-    epochs_done = len(clock.seconds)
+    epoch_seconds = seconds_before + clock.seconds
     if tracker.diverged:
         # Keep what was finite: the weights of the last finite step, and only the epochs that ended before.
         model.set_weights(list(tracked.final().values()))
-        epochs_done = tracker.diverged["kept_steps"] // max(1, steps_per_epoch(samples, config))
-    return FitResult(
-        history={key: [float(v) for v in values][:epochs_done] for key, values in history.history.items()},
-        epoch_seconds=clock.seconds[:epochs_done],
-        train_seconds=train_seconds,
-        steps=len(tracked.loss),
-        tracked=tracked,
-        diverged=tracker.diverged,
-    )
+        epochs_done = tracker.diverged["kept_steps"] // per_epoch
+        history = {key: values[:epochs_done] for key, values in history.items()}
+        epoch_seconds = epoch_seconds[:epochs_done]
+    return FitResult(history=history, epoch_seconds=epoch_seconds, train_seconds=train_seconds, steps=len(tracked.loss),
+                     tracked=tracked, diverged=tracker.diverged)
+
+
+def _saved(model, tracker: WeightTracker, epochs_done: int, history: dict, epoch_seconds: list[float]) -> dict:
+    """A checkpoint in the layout the fused path writes (one run: a leading axis of 1)."""
+    def numpy(variables) -> list[np.ndarray]:
+        return [np.array(keras.ops.convert_to_numpy(v.value))[None] for v in variables]
+
+    record = tracker.record()
+    return {
+        "path": TRAINING_PATH,
+        "epochs_done": epochs_done,
+        "state": (numpy(model.trainable_variables), numpy(model.non_trainable_variables), numpy(model.optimizer.variables)),
+        "losses": record["losses"][None],
+        "norms": record["norms"][None],
+        "snapshots": [[w[None] for w in snapshot] for snapshot in record["snapshots"]],
+        "snapshot_steps": record["snapshot_steps"],
+        "history": [history],
+        "epoch_seconds": list(epoch_seconds),
+    }
+
+
+def _restore(model, tracker: WeightTracker, saved: dict, per_epoch: int) -> tuple[int, dict, list[float]]:
+    """Load a checkpoint from `_saved` into ``model`` and ``tracker``: (epochs done, history, epoch seconds)."""
+    trainable, non_trainable, optimizer = ([leaf[0] for leaf in group] for group in saved["state"])
+    model.optimizer.build(model.trainable_variables)
+    for variable, value in zip(model.trainable_variables + model.non_trainable_variables + model.optimizer.variables,
+                               trainable + non_trainable + optimizer, strict=True):
+        variable.assign(value)
+    prefix = f"{model.name}/"
+    losses = np.asarray(saved["losses"][0], dtype=np.float64)
+    tracker.restore({
+        "names": [variable.path.removeprefix(prefix) for variable in model.trainable_variables],
+        "snapshots": [[w[0] for w in snapshot] for snapshot in saved["snapshots"]],
+        "snapshot_steps": saved["snapshot_steps"],
+        "losses": losses,
+        "epochs": np.arange(len(losses)) // per_epoch,
+        "norms": saved["norms"][0],
+    })
+    return saved["epochs_done"], {key: list(values) for key, values in saved["history"][0].items()}, list(saved["epoch_seconds"])
 
 
 def predict(model, x: np.ndarray) -> np.ndarray:

@@ -70,11 +70,18 @@ class WeightTracker(keras.callbacks.Callback):
     ``batch_size`` and ``samples`` (the number of training examples) let it weigh a final,
     smaller batch exactly when it recovers each batch's loss from Keras's running mean;
     without them every batch of an epoch is taken to be the same size.
+
+    Each ``fit`` starts a new record, unless ``across_fits=True``: then fit calls that continue
+    one another (one per epoch with ``initial_epoch``, say) extend one record, and `restore`
+    loads a `record` saved earlier, so that a training resumed in another process goes on
+    recording exactly where it stopped.
     """
 
-    def __init__(self, snapshot_every: int = 0, batch_size: int | None = None, samples: int | None = None, step_stats: bool = True):
+    def __init__(self, snapshot_every: int = 0, batch_size: int | None = None, samples: int | None = None, step_stats: bool = True,
+                 across_fits: bool = False):
         super().__init__()
         self.step_stats = step_stats
+        self.across_fits = across_fits
         if snapshot_every < 0:
             raise ValueError(f"snapshot_every must be >= 0, got {snapshot_every}")
         self.snapshot_every = snapshot_every
@@ -118,12 +125,19 @@ class WeightTracker(keras.callbacks.Callback):
 
     # -- Keras callback hooks ---------------------------------------------------------------
     def on_train_begin(self, logs=None):
+        values = self._current_values()
+        if self.across_fits and self._snapshots:  # this fit continues the recorded one
+            self._initial = [keras.ops.convert_to_tensor(w) for w in self._snapshots[0]]
+            self._previous = [keras.ops.copy(v) for v in values]
+        else:
+            self._start_record(values)
+        self._steps_per_epoch = max(1, int(self.params.get("steps") or 1))
+
+    def _start_record(self, values) -> None:
         self._reset()
         # "hidden/kernel", not "my_model/hidden/kernel": names that survive renaming the model.
         prefix = f"{self.model.name}/"
         self._names = [variable.path.removeprefix(prefix) for variable in self.model.trainable_variables]
-        self._steps_per_epoch = max(1, int(self.params.get("steps") or 1))
-        values = self._current_values()
         self._initial = [keras.ops.copy(v) for v in values]
         self._previous = self._initial
         self._snapshot(values)
@@ -196,6 +210,33 @@ class WeightTracker(keras.callbacks.Callback):
         seen = seen_before + size
         self._running = (seen, float(running_mean))
         return (seen * float(running_mean) - seen_before * mean_before) / size
+
+    # -- saving and restoring a record (to resume in another process) ----------------------
+    def record(self) -> dict:
+        """Everything recorded so far, as numpy arrays: what `restore` needs to continue."""
+        self._flush_norms()
+        variables = len(self._names)
+        return {
+            "names": list(self._names),
+            "snapshots": [list(snapshot) for snapshot in self._snapshots],
+            "snapshot_steps": list(self._snapshot_steps),
+            "losses": np.asarray(self._losses, dtype=np.float64),
+            "epochs": np.asarray(self._epochs, dtype=np.int64),
+            "norms": np.concatenate(self._norm_chunks) if self._norm_chunks else np.zeros((0, 3, variables)),
+        }
+
+    def restore(self, record: dict) -> None:
+        """Continue from ``record`` (from `record`): the next fit extends it (needs ``across_fits``)."""
+        if not self.across_fits:
+            raise ValueError("restore() needs a WeightTracker made with across_fits=True")
+        self._reset()
+        self._names = list(record["names"])
+        self._snapshots = [list(snapshot) for snapshot in record["snapshots"]]
+        self._snapshot_steps = [int(step) for step in record["snapshot_steps"]]
+        self._losses = [float(loss) for loss in record["losses"]]
+        self._epochs = [int(epoch) for epoch in record["epochs"]]
+        self._step = len(self._losses)
+        self._norm_chunks = [np.asarray(record["norms"], dtype=np.float64)] if self.step_stats and len(record["norms"]) else []
 
     # -- results -------------------------------------------------------------------------
     def result(self) -> TrackedWeights:
