@@ -59,7 +59,7 @@ def prove(config: RunConfig | None = None, *, seeds: int = 3, out: str | Path = 
             progress(0, seeds, f"training {2 * seeds} runs together ({seeds} seeds, trained and on shuffled labels)")
         # Every seed's run and its shuffled-labels control differ only in seed and labels: one program trains them all.
         stored = run_many([dataclasses.replace(config, seed=seed, shuffle_labels=shuffled) for seed in seed_list for shuffled in (False, True)],
-                          out=writer.temp / "runs", data_dir=data_dir)
+                          out=writer.temp / "runs", data_dir=data_dir, datasets={config.dataset: dataset})
         seed_results = []
         for index, seed in enumerate(seed_list):
             if progress:

@@ -95,13 +95,16 @@ def _resumable(directory: Path):
     return config, directory.parent, directory.name.removeprefix(".incomplete-"), saved, orders
 
 
-def run_many(configs: list[RunConfig], *, out: str | Path = "runs", data_dir: str | Path | None = None, report: bool = False) -> list[Run]:
+def run_many(configs: list[RunConfig], *, out: str | Path = "runs", data_dir: str | Path | None = None, report: bool = False,
+             datasets: dict | None = None) -> list[Run]:
     """Several runs, trained together where they can be, each stored as `run` would store it.
 
     Runs on the fused JAX path that differ only in seed and labels (a proof's seeds and
     controls, a comparison's seeds of one variant) train in one vmapped program: N runs cost
     far less than N times one. Any other run trains on its own. Each run's initialisation,
     data order and numbers are its own, as if it had run alone (to float rounding).
+    ``datasets`` holds datasets the caller has loaded already, by name (so their prepared
+    arrays are shared, not made again).
     """
     configs = [config.resolved() for config in configs]
     groups: dict[str, list[int]] = {}
@@ -109,6 +112,7 @@ def run_many(configs: list[RunConfig], *, out: str | Path = "runs", data_dir: st
         shared = dataclasses.replace(config, seed=0, shuffle_labels=False)
         groups.setdefault(json.dumps(shared.to_dict(), sort_keys=True), []).append(index)
     stored: dict[int, Run] = {}
+    datasets = dict(datasets or {})  # loaded once: every group then shares the prepared arrays
     for members in groups.values():
         group = [configs[i] for i in members]
         keras = keras_for(group[0].backend)
@@ -118,7 +122,7 @@ def run_many(configs: list[RunConfig], *, out: str | Path = "runs", data_dir: st
             continue
         from weightlab.train import fused_jax, keras_fit
 
-        dataset = _load(group[0], data_dir)
+        dataset = _load(group[0], data_dir, datasets)
         with contextlib.ExitStack() as cleanup:
             writers = [cleanup.enter_context(RunWriter(out, new_run_id(config))) for config in group]  # an unusable --out fails before training
             prepared, orders = [], []
@@ -133,8 +137,13 @@ def run_many(configs: list[RunConfig], *, out: str | Path = "runs", data_dir: st
     return [stored[i] for i in range(len(configs))]
 
 
-def _load(config: RunConfig, data_dir):
-    dataset = data.load(config.dataset, data_dir=data_dir)
+def _load(config: RunConfig, data_dir, loaded: dict | None = None):
+    """The config's dataset (from ``loaded``, by name, where given), checked against its batch size."""
+    dataset = loaded.get(config.dataset) if loaded is not None else None
+    if dataset is None:
+        dataset = data.load(config.dataset, data_dir=data_dir)
+        if loaded is not None:
+            loaded[config.dataset] = dataset
     fit_samples = config.fit_samples(len(dataset.x_train))
     if config.batch_size > fit_samples:
         raise ConfigError(f"batch_size {config.batch_size} is larger than the {fit_samples} training samples; pass a smaller --batch-size")
