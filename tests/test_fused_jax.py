@@ -114,3 +114,56 @@ def test_runs_trained_together_match_runs_trained_alone(tmp_path):
     # the hidden=4 run could not join the others and ran alone: bit for bit the same
     np.testing.assert_array_equal(together[2].snapshots()[2]["hidden/kernel"], alone[2].snapshots()[2]["hidden/kernel"])
     assert together[1].summary["test_accuracy_after"] < 0.5  # the shuffled-labels control learned nothing
+
+
+def test_which_runs_train_together():
+    from weightlab.experiments.run import _trained_together
+
+    base = RunConfig(dataset="synthetic", backend="jax")
+    grid = [dataclasses.replace(base, hidden=h, seed=s) for h in (16, 64) for s in (0, 1, 2)]
+    # a comparison: each seed's two widths are one pack; the three seeds one vmapped group
+    assert _trained_together(grid) == [[[0, 3], [1, 4], [2, 5]]]
+    # widths with different seeds cannot share batches: each width is its own group
+    uneven = grid[:3] + [dataclasses.replace(base, hidden=64, seed=0)]
+    assert _trained_together(uneven) == [[[0], [1], [2]], [[3]]]
+    # anything else that differs (here the learning rate) keeps runs apart
+    apart = [base, dataclasses.replace(base, learning_rate=0.01)]
+    assert _trained_together(apart) == [[[0]], [[1]]]
+
+
+def test_widths_trained_as_branches_match_runs_trained_alone(tmp_path):
+    """A comparison's variants of one seed train as branches of one network: each as it would alone."""
+    from weightlab.experiments.run import run, run_many
+
+    base = RunConfig(dataset="synthetic", epochs=2, backend="jax", snapshot_every=10)
+    configs = [dataclasses.replace(base, hidden=h, seed=s) for h in (4, 8) for s in (1, 2)]
+    together = run_many(configs, out=tmp_path / "together")
+    alone = [run(config, out=tmp_path / "alone", report=False) for config in configs]
+    for a, b in zip(together, alone):
+        assert a.config == b.config and a.summary["parameters"] == b.summary["parameters"]
+        steps_a, _, wa = a.snapshots()
+        steps_b, _, wb = b.snapshots()
+        assert steps_a.tolist() == steps_b.tolist()
+        for name in wa:  # a different program rounds differently; the runs are the same runs
+            assert wa[name].shape == wb[name].shape
+            np.testing.assert_allclose(wa[name], wb[name], rtol=1e-3, atol=1e-4)
+        for key in ("loss", "distance_from_init", "update_norm"):
+            np.testing.assert_allclose(a.steps()[key], b.steps()[key], rtol=1e-3, atol=1e-5)
+        for key, values in b.summary["history"].items():
+            np.testing.assert_allclose(a.summary["history"][key], values, rtol=1e-3, atol=1e-4)
+        assert a.summary["test_accuracy_after"] == pytest.approx(b.summary["test_accuracy_after"], abs=0.01)
+
+
+def test_branches_that_diverge_stop_where_they_would_alone(tmp_path):
+    """Branches share no weights: each stops at its own first non-finite loss (replayed per branch) and keeps finite weights."""
+    from weightlab.experiments.run import run, run_many
+
+    base = RunConfig(dataset="synthetic", epochs=2, backend="jax", learning_rate=1e38)
+    configs = [dataclasses.replace(base, hidden=h, seed=3) for h in (4, 32)]
+    together = run_many(configs, out=tmp_path / "together")
+    alone = [run(config, out=tmp_path / "alone", report=False) for config in configs]
+    for a, b in zip(together, alone):
+        assert a.summary["status"] == b.summary["status"] == "diverged"
+        assert a.summary["diverged"]["step"] == b.summary["diverged"]["step"]
+        _, _, weights = a.snapshots()
+        assert all(np.isfinite(w).all() for w in weights.values())

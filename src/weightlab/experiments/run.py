@@ -99,42 +99,76 @@ def run_many(configs: list[RunConfig], *, out: str | Path = "runs", data_dir: st
              datasets: dict | None = None) -> list[Run]:
     """Several runs, trained together where they can be, each stored as `run` would store it.
 
-    Runs on the fused JAX path that differ only in seed and labels (a proof's seeds and
-    controls, a comparison's seeds of one variant) train in one vmapped program: N runs cost
-    far less than N times one. Any other run trains on its own. Each run's initialisation,
-    data order and numbers are its own, as if it had run alone (to float rounding).
-    ``datasets`` holds datasets the caller has loaded already, by name (so their prepared
-    arrays are shared, not made again).
+    On the fused JAX path, runs that differ only in seed and labels (a proof's seeds and
+    controls) train in one vmapped program, and runs of one seed that differ only in their
+    hidden width (a comparison's variants) see the same batches and train as branches of one
+    network; so N runs cost far less than N times one. Any other run trains on its own. Each
+    run's initialisation, data order and numbers are its own, as if it had run alone (to float
+    rounding). ``datasets`` holds datasets the caller has loaded already, by name (so their
+    prepared arrays are shared, not made again).
     """
     configs = [config.resolved() for config in configs]
-    groups: dict[str, list[int]] = {}
-    for index, config in enumerate(configs):
-        shared = dataclasses.replace(config, seed=0, shuffle_labels=False)
-        groups.setdefault(json.dumps(shared.to_dict(), sort_keys=True), []).append(index)
     stored: dict[int, Run] = {}
     datasets = dict(datasets or {})  # loaded once: every group then shares the prepared arrays
-    for members in groups.values():
-        group = [configs[i] for i in members]
-        keras = keras_for(group[0].backend)
-        if len(group) == 1 or group[0].backend != "jax" or group[0].training_path == "keras.fit":
-            for index in members:
+    for packs in _trained_together(configs):
+        first = configs[packs[0][0]]
+        if len(packs) == 1 and len(packs[0]) == 1 or first.backend != "jax" or first.training_path == "keras.fit":
+            for index in (index for pack in packs for index in pack):
                 stored[index] = run(configs[index], out=out, data_dir=data_dir, report=report)
             continue
+        keras = keras_for(first.backend)
         from weightlab.train import fused_jax, keras_fit
 
-        dataset = _load(group[0], data_dir, datasets)
+        dataset = _load(first, data_dir, datasets)
         with contextlib.ExitStack() as cleanup:
-            writers = [cleanup.enter_context(RunWriter(out, new_run_id(config))) for config in group]  # an unusable --out fails before training
-            prepared, orders = [], []
-            fit_samples = group[0].fit_samples(len(dataset.x_train))
-            for config in group:
-                model, x_train, y_train = _prepare(keras, config, dataset)
-                orders.append(keras_fit.draw_orders(model, fit_samples, config.epochs))  # where model.fit would draw them
-                prepared.append((model, y_train))
-            fitted = fused_jax.fit_many([m for m, _ in prepared], x_train, [y for _, y in prepared], group[0], orders)
-            for index, writer, config, (model, _), result in zip(members, writers, group, prepared, fitted):
-                stored[index] = _finish(keras, writer, config, dataset, model, result, report)
+            # an unusable --out fails before training
+            writers = {index: cleanup.enter_context(RunWriter(out, new_run_id(configs[index]))) for pack in packs for index in pack}
+            fit_samples = first.fit_samples(len(dataset.x_train))
+            models, labels, orders = [], [], []  # per pack: its models, their labels, each model's data order
+            for pack in packs:
+                models.append([])
+                orders.append([])
+                for index in pack:
+                    model, x_train, y_train = _prepare(keras, configs[index], dataset)
+                    models[-1].append(model)
+                    orders[-1].append(keras_fit.draw_orders(model, fit_samples, first.epochs))  # right after seeding, where model.fit would draw them
+                labels.append(y_train)
+            if all(np.array_equal(a, b) for pack_orders in orders for other in pack_orders[1:] for a, b in zip(pack_orders[0], other)):
+                fitted = fused_jax.fit_packed(models, x_train, labels, first, [pack_orders[0] for pack_orders in orders])
+            else:  # building a model moved numpy's generator (not Keras 3.15's way): each width alone
+                columns = [fused_jax.fit_many([pack[k] for pack in models], x_train, labels, first, [pack_orders[k] for pack_orders in orders])
+                           for k in range(len(packs[0]))]
+                fitted = [list(row) for row in zip(*columns)]
+            for pack, pack_models, pack_results in zip(packs, models, fitted):
+                for index, model, result in zip(pack, pack_models, pack_results):
+                    stored[index] = _finish(keras, writers[index], configs[index], dataset, model, result, report)
     return [stored[i] for i in range(len(configs))]
+
+
+def _trained_together(configs: list[RunConfig]) -> list[list[list[int]]]:
+    """Which configs train in one program: a list of groups, each a list of packs of config indices.
+
+    A pack is one run of the program: configs of one seed and labels that differ only in
+    ``hidden`` (they draw the same data order). A group's packs differ only in seed and labels.
+    Variants are packed only where every width has the same seeds and labels in the same order.
+    """
+    def key(config: RunConfig, **ignored) -> str:
+        return json.dumps(dataclasses.replace(config, **ignored).to_dict(), sort_keys=True)
+
+    groups: dict[str, list[int]] = {}
+    for index, config in enumerate(configs):
+        groups.setdefault(key(config, seed=0, shuffle_labels=False), []).append(index)
+    families: dict[str, list[list[int]]] = {}
+    for members in groups.values():
+        families.setdefault(key(configs[members[0]], seed=0, shuffle_labels=False, hidden=1), []).append(members)
+    together = []
+    for family in families.values():
+        runs = [[(configs[i].seed, configs[i].shuffle_labels) for i in members] for members in family]
+        if len(family) > 1 and all(run == runs[0] for run in runs):
+            together.append([list(pack) for pack in zip(*family)])
+        else:
+            together.extend([[index] for index in members] for members in family)
+    return together
 
 
 def _load(config: RunConfig, data_dir, loaded: dict | None = None):

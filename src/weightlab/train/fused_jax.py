@@ -59,16 +59,34 @@ def _chunks(steps_per_epoch: int, epochs: int, snapshot_every: int) -> list[tupl
 
 
 class _Program:
-    """The jitted pieces: a chunk of training steps, and an evaluation over a whole array."""
+    """The jitted pieces: a chunk of training steps, and an evaluation over a whole array.
 
-    def __init__(self, model, batch_size: int, step_stats: bool = True):
-        optimizer = model.optimizer
+    A run is one model or several "branches": models that see the same batches (a comparison's
+    variants of one seed) stepped together by one optimizer over all their variables. Branches
+    share no weights and each has its own loss, and the optimizer's update is elementwise, so
+    each branch trains exactly as it would alone; one program steps them all at once.
+    """
+
+    def __init__(self, branches: list, optimizer, batch_size: int, step_stats: bool = True):
+        bounds = np.cumsum([0] + [len(model.trainable_variables) for model in branches]).tolist()
+        fixed = np.cumsum([0] + [len(model.non_trainable_variables) for model in branches]).tolist()
+
+        def branch_outputs(trainable, non_trainable, x, training):
+            """Each branch's output probabilities, and the non-trainable state after the call."""
+            outputs, state = [], []
+            for k, model in enumerate(branches):
+                probs, branch_state = model.stateless_call(trainable[bounds[k] : bounds[k + 1]], non_trainable[fixed[k] : fixed[k + 1]], x, training=training)
+                outputs.append(probs)
+                state.extend(branch_state)
+            return outputs, state
 
         def loss_and_outputs(trainable, non_trainable, x, y, mask):
-            probs, non_trainable = model.stateless_call(trainable, non_trainable, x, training=True)
-            per_sample = keras.losses.sparse_categorical_crossentropy(y, probs)
-            loss = jnp.sum(per_sample * mask) / jnp.sum(mask)
-            return loss, (probs, non_trainable)
+            outputs, non_trainable = branch_outputs(trainable, non_trainable, x, training=True)
+            losses = [jnp.sum(keras.losses.sparse_categorical_crossentropy(y, probs) * mask) / jnp.sum(mask) for probs in outputs]
+            # One model: its own loss, untouched. Branches: the sum, whose gradient for each
+            # branch's weights is that branch's own loss's gradient.
+            total = losses[0] if len(losses) == 1 else sum(losses)
+            return total, (jnp.stack(losses), outputs, non_trainable)
 
         grad_fn = jax.value_and_grad(loss_and_outputs, has_aux=True)
 
@@ -90,19 +108,20 @@ class _Program:
             trainable, non_trainable, optimizer_vars = carry
             indices, mask = inputs
             x, y = x_all[indices], y_all[indices]
-            (loss, (probs, non_trainable)), grads = grad_fn(trainable, non_trainable, x, y, mask)
+            (_, (losses, outputs, non_trainable)), grads = grad_fn(trainable, non_trainable, x, y, mask)
             new_trainable, optimizer_vars = optimizer.stateless_apply(optimizer_vars, grads, trainable)
-            correct = jnp.sum((jnp.argmax(probs, axis=-1) == y) * mask)
+            correct = jnp.stack([jnp.sum((jnp.argmax(probs, axis=-1) == y) * mask) for probs in outputs])
             if step_stats:
                 step_norms = step_norms_of(new_trainable, initial, trainable)
             else:
                 step_norms = jnp.full((3, len(initial)), jnp.nan, dtype=jnp.float32)
-            return (new_trainable, non_trainable, optimizer_vars), (loss, correct, step_norms)
+            return (new_trainable, non_trainable, optimizer_vars), (losses, correct, step_norms)
 
         def maybe_step(carry, inputs, x_all, y_all, initial):
             # Chunks have one fixed length (one compilation); steps past a chunk's real end are skipped.
             indices, mask, active = inputs
-            outputs_shape = (jnp.zeros((), jnp.float32), jnp.zeros((), jnp.float32), jnp.zeros((3, len(initial)), jnp.float32))
+            per_branch = jnp.zeros((len(branches),), jnp.float32)
+            outputs_shape = (per_branch, per_branch, jnp.zeros((3, len(initial)), jnp.float32))
             return jax.lax.cond(
                 active,
                 lambda c: one_step(c, (indices, mask), x_all, y_all, initial),
@@ -114,9 +133,10 @@ class _Program:
             return jax.lax.scan(lambda carry, inputs: maybe_step(carry, inputs, x_all, y_all, initial), state, (indices, masks, active))
 
         def evaluate(trainable, non_trainable, x, y):
-            probs, _ = model.stateless_call(trainable, non_trainable, x, training=False)
-            loss = jnp.mean(keras.losses.sparse_categorical_crossentropy(y, probs))
-            return loss, jnp.mean(jnp.argmax(probs, axis=-1) == y)
+            """Per branch: (loss, accuracy) on (x, y)."""
+            outputs, _ = branch_outputs(trainable, non_trainable, x, training=False)
+            losses = [jnp.mean(keras.losses.sparse_categorical_crossentropy(y, probs)) for probs in outputs]
+            return jnp.stack(losses), jnp.stack([jnp.mean(jnp.argmax(probs, axis=-1) == y) for probs in outputs])
 
         # Several runs of one architecture (seeds, controls) can train in one call, vmapped over
         # a leading run axis: the data and batch masks are shared; each run has its own weights,
@@ -161,18 +181,18 @@ def _architecture(model) -> list:
     ]
 
 
-def _program_for(model, batch_size: int, step_stats: bool) -> _Program:
-    """A compiled program for this architecture and optimizer, reused across runs (seeds, controls).
+def _program_for(branches: list, optimizer, batch_size: int, step_stats: bool) -> _Program:
+    """A compiled program for these branches' architectures and this optimizer, reused across runs (seeds, controls).
 
-    The program drives whatever variable values it is given through the first model's layers
-    and optimizer, so any model with the same configuration can use it; reuse saves the
+    The program drives whatever variable values it is given through the first models' layers
+    and optimizer, so any models with the same configuration can use it; reuse saves the
     compilation (≈1 s) for every run after the first in a process.
     """
     import json
 
-    key = json.dumps([_architecture(model), model.optimizer.get_config(), batch_size, step_stats], sort_keys=True, default=str)
+    key = json.dumps([[_architecture(model) for model in branches], optimizer.get_config(), batch_size, step_stats], sort_keys=True, default=str)
     if key not in _PROGRAMS:
-        _PROGRAMS[key] = _Program(model, batch_size, step_stats)
+        _PROGRAMS[key] = _Program(branches, optimizer, batch_size, step_stats)
     return _PROGRAMS[key]
 
 
@@ -216,7 +236,24 @@ def fit_many(models: list, x_train: np.ndarray, labels: list[np.ndarray], config
     continue (a dict of numpy arrays and lists); ``resume=saved`` continues from such a dict, and
     the result is bit for bit that of an uninterrupted run.
     """
-    runs = len(models)
+    return [results[0] for results in _fit([[model] for model in models], x_train, labels, config, orders, progress, checkpoint, resume)]
+
+
+def fit_packed(packs: list[list], x_train: np.ndarray, labels: list[np.ndarray], config: RunConfig, orders: list[list[np.ndarray]],
+               progress: ProgressHook | None = None) -> list[list[FitResult]]:
+    """Train ``packs[r]`` — models of one seed that see the same batches (a comparison's variants) — as one run of branches.
+
+    ``labels[r]`` and ``orders[r]`` are shared by the models of ``packs[r]``; runs are vmapped as
+    in `fit_many`. Each model trains as it would alone (to float rounding: a different program
+    rounds differently) and holds its trained weights after. Returns a result per pack, per model.
+    """
+    return _fit(packs, x_train, labels, config, orders, progress)
+
+
+def _fit(packs: list[list], x_train, labels, config: RunConfig, orders, progress=None, checkpoint=None, resume=None) -> list[list[FitResult]]:
+    runs, branches = len(packs), len(packs[0])
+    # One record per model ("view"): model k of run r is view r·branches + k.
+    views = runs * branches
     samples = len(x_train)
     fit_samples = config.fit_samples(samples)
     batch = config.batch_size
@@ -227,20 +264,45 @@ def fit_many(models: list, x_train: np.ndarray, labels: list[np.ndarray], config
     y_fit = jnp.asarray(np.stack([y[:fit_samples] for y in labels]), dtype=jnp.int32)
     y_val = jnp.asarray(np.stack([y[fit_samples:] for y in labels]), dtype=jnp.int32)
 
-    for model in models:
-        model.optimizer.build(model.trainable_variables)
-    names = [v.path.removeprefix(f"{models[0].name}/") for v in models[0].trainable_variables]
-    state = _stack([([v.value for v in m.trainable_variables], [v.value for v in m.non_trainable_variables], [v.value for v in m.optimizer.variables])
-                    for m in models])
+    for pack in packs:
+        for model in pack:
+            model.optimizer.build(model.trainable_variables)
+    names = [v.path.removeprefix(f"{packs[0][0].name}/") for v in packs[0][0].trainable_variables]
+    width = len(names)  # variables per model
+    if any(len(model.trainable_variables) != width for pack in packs for model in pack):
+        raise ValueError("packed models must have the same number of variables")
+    if branches == 1:  # the model's own optimizer, whose state a checkpoint keeps
+        optimizer = packs[0][0].optimizer
+        optimizer_states = [[v.value for v in pack[0].optimizer.variables] for pack in packs]
+    else:  # one optimizer over every branch's variables, configured as the models' own
+        own = packs[0][0].optimizer
+        optimizer = type(own).from_config(own.get_config())
+        optimizer.build([v for model in packs[0] for v in model.trainable_variables])
+        optimizer_states = [[v.value for v in optimizer.variables] for _ in packs]
+    state = _stack([([v.value for model in pack for v in model.trainable_variables], [v.value for model in pack for v in model.non_trainable_variables], opt)
+                    for pack, opt in zip(packs, optimizer_states)])
     initial = [jnp.array(v, copy=True) for v in state[0]]
-    program = _program_for(models[0], batch, config.step_stats)
+    program = _program_for(packs[0], optimizer, batch, config.step_stats)
+
+    def by_view(per_run_and_branch):
+        """(runs, steps, branches, ...) -> (views, steps, ...)."""
+        moved = jnp.moveaxis(per_run_and_branch, 2, 1)
+        return moved.reshape((views,) + moved.shape[2:])
+
+    def norms_by_view(chunk_norms):
+        """(runs, steps, 3, branches·width) -> (views, steps, 3, width)."""
+        split = chunk_norms.reshape(chunk_norms.shape[:3] + (branches, width))
+        return by_view(jnp.moveaxis(split, 3, 2))
+
+    def branch_of(variables, k: int) -> list:
+        return variables[k * width : (k + 1) * width]
 
     # Snapshots are real copies: the next chunk donates the state's buffers, and np.asarray of
-    # a CPU array may be a view of them. Each snapshot: variables, with a leading run axis.
+    # a CPU array may be a view of them. Each snapshot: every variable, with a leading run axis.
     snapshots = [[np.array(v, dtype=np.float32, copy=True) for v in state[0]]]
     snapshot_steps = [0]
     losses, corrects, step_norms = [], [], []
-    history = [{"accuracy": [], "loss": [], "val_accuracy": [], "val_loss": []} for _ in range(runs)]
+    history = [{"accuracy": [], "loss": [], "val_accuracy": [], "val_loss": []} for _ in range(views)]
     epoch_seconds: list[float] = []
     # Batch b of an epoch holds positions [b·B, (b+1)·B) of that epoch's permutation; the last
     # batch is padded with position 0 and masked out.
@@ -249,9 +311,9 @@ def fit_many(models: list, x_train: np.ndarray, labels: list[np.ndarray], config
     sizes = masks_epoch.sum(axis=1)
     chunk_length = min(config.snapshot_every, steps_per_epoch) if config.snapshot_every else steps_per_epoch
 
-    stopped: dict[int, dict] = {}  # run -> where it diverged, and the last finite state it keeps
+    stopped: dict[int, dict] = {}  # view -> where it diverged, and its run's last finite state it keeps
     start_epoch = 0
-    if resume is not None:
+    if resume is not None:  # (a single model: views are runs)
         start_epoch = resume["epochs_done"]
         state = jax.tree_util.tree_map(jnp.asarray, resume["state"])
         losses, corrects, step_norms = [resume["losses"]], [resume["corrects"]], [resume["norms"]]
@@ -259,7 +321,7 @@ def fit_many(models: list, x_train: np.ndarray, labels: list[np.ndarray], config
         history, epoch_seconds = resume["history"], list(resume["epoch_seconds"])
     start = epoch_start = time.perf_counter()
     for epoch, first, length in _chunks(steps_per_epoch, config.epochs, config.snapshot_every):
-        if len(stopped) == runs:
+        if len(stopped) == views:
             break
         if epoch < start_epoch:
             continue
@@ -274,17 +336,19 @@ def fit_many(models: list, x_train: np.ndarray, labels: list[np.ndarray], config
         # view of them: a real copy, kept to replay this chunk if a run diverges in it.
         before = jax.tree_util.tree_map(lambda leaf: np.array(leaf, copy=True), state)
         state, (loss, correct, chunk_norms) = program.chunk(state, indices, masks, active, x_fit, y_fit, initial)
-        chunk_losses = np.asarray(loss[:, :length])
-        for r in np.nonzero(~np.isfinite(chunk_losses).all(axis=1))[0]:
-            if r not in stopped:
-                bad = int(np.argmax(~np.isfinite(chunk_losses[r])))
-                kept, kept_state = _last_finite_state(program, before, r, bad, indices, masks, x_fit, y_fit, initial)
+        loss, correct, chunk_norms = by_view(loss[:, :length]), by_view(correct[:, :length]), norms_by_view(chunk_norms[:, :length])
+        chunk_losses = np.asarray(loss)
+        for v in np.nonzero(~np.isfinite(chunk_losses).all(axis=1))[0]:
+            if v not in stopped:
+                r, k = divmod(int(v), branches)
+                bad = int(np.argmax(~np.isfinite(chunk_losses[v])))
+                kept, kept_state = _last_finite_state(program, before, r, bad, indices, masks, x_fit, y_fit, initial, slice(k * width, (k + 1) * width))
                 global_first = epoch * steps_per_epoch + first
-                stopped[r] = {"step": global_first + bad + 1, "epoch": epoch + 1, "loss": str(float(chunk_losses[r, bad])),
+                stopped[v] = {"step": global_first + bad + 1, "epoch": epoch + 1, "loss": str(float(chunk_losses[v, bad])),
                               "kept_steps": global_first + kept, "state": kept_state}
-        losses.append(loss[:, :length])
-        corrects.append(correct[:, :length])
-        step_norms.append(chunk_norms[:, :length])
+        losses.append(loss)
+        corrects.append(correct)
+        step_norms.append(chunk_norms)
         done = epoch * steps_per_epoch + first + length
         epoch_ended = first + length == steps_per_epoch
         if epoch_ended or (config.snapshot_every and done % config.snapshot_every == 0):
@@ -294,14 +358,14 @@ def fit_many(models: list, x_train: np.ndarray, labels: list[np.ndarray], config
             epoch_losses = np.concatenate([np.asarray(l, dtype=np.float64) for l in losses], axis=1)[:, -steps_per_epoch:]
             epoch_correct = np.concatenate([np.asarray(c) for c in corrects], axis=1)[:, -steps_per_epoch:]
             if fit_samples < samples:
-                val_loss, val_accuracy = (np.asarray(v) for v in program.evaluate(state[0], state[1], x_val, y_val))
+                val_loss, val_accuracy = (np.asarray(v).reshape(views) for v in program.evaluate(state[0], state[1], x_val, y_val))
             else:
-                val_loss = val_accuracy = np.full(runs, np.nan)
-            for r in range(runs):
-                history[r]["loss"].append(float((epoch_losses[r] * sizes).sum() / sizes.sum()))
-                history[r]["accuracy"].append(float(epoch_correct[r].sum() / fit_samples))
-                history[r]["val_loss"].append(float(val_loss[r]))
-                history[r]["val_accuracy"].append(float(val_accuracy[r]))
+                val_loss = val_accuracy = np.full(views, np.nan)
+            for v in range(views):
+                history[v]["loss"].append(float((epoch_losses[v] * sizes).sum() / sizes.sum()))
+                history[v]["accuracy"].append(float(epoch_correct[v].sum() / fit_samples))
+                history[v]["val_loss"].append(float(val_loss[v]))
+                history[v]["val_accuracy"].append(float(val_accuracy[v]))
             epoch_seconds.append(time.perf_counter() - epoch_start)
             if checkpoint is not None and not stopped:
                 checkpoint({
@@ -323,49 +387,53 @@ def fit_many(models: list, x_train: np.ndarray, labels: list[np.ndarray], config
 
     all_losses = np.concatenate([np.asarray(l, dtype=np.float64) for l in losses], axis=1)
     norms = np.concatenate([np.asarray(n, dtype=np.float64) for n in step_norms], axis=1)
-    results = []
+    results: list[list[FitResult]] = [[] for _ in range(runs)]
     epochs_of_steps = np.repeat(np.arange(config.epochs), steps_per_epoch)
-    for r, model in enumerate(models):
-        divergence = stopped.get(r)
+    for v in range(views):
+        r, k = divmod(v, branches)
+        model = packs[r][k]
+        divergence = stopped.get(v)
         kept = divergence["kept_steps"] if divergence else all_losses.shape[1]
         final_state = divergence["state"] if divergence else jax.tree_util.tree_map(lambda leaf, r=r: np.asarray(leaf[r]), state)
-        for variable, value in zip(model.trainable_variables, final_state[0]):
+        final_weights = branch_of(list(final_state[0]), k)
+        for variable, value in zip(model.trainable_variables, final_weights):
             variable.assign(value)
-        for variable, value in zip(model.optimizer.variables, final_state[2]):
-            variable.assign(value)
+        if branches == 1:  # (branches share one optimizer, whose state no model holds)
+            for variable, value in zip(model.optimizer.variables, final_state[2]):
+                variable.assign(value)
         # Snapshots up to the last finite step, ending with the weights training stopped at.
         taken = [i for i, step in enumerate(snapshot_steps) if step <= kept]
-        run_snapshots = [[np.asarray(v[r]) for v in snapshots[i]] for i in taken]
-        run_steps = [snapshot_steps[i] for i in taken]
-        if run_steps[-1] != kept:
-            run_snapshots.append([np.asarray(v, dtype=np.float32) for v in final_state[0]])
-            run_steps.append(kept)
-        steps = np.asarray(run_steps, dtype=np.int64)
+        model_snapshots = [[np.asarray(w[r]) for w in branch_of(snapshots[i], k)] for i in taken]
+        model_steps = [snapshot_steps[i] for i in taken]
+        if model_steps[-1] != kept:
+            model_snapshots.append([np.asarray(w, dtype=np.float32) for w in final_weights])
+            model_steps.append(kept)
+        steps = np.asarray(model_steps, dtype=np.int64)
         tracked = TrackedWeights(
             variable_names=names,
             snapshot_steps=steps,
             snapshot_epochs=steps / steps_per_epoch,
-            snapshots={name: np.stack([snap[i] for snap in run_snapshots]) for i, name in enumerate(names)},
-            loss=all_losses[r, :kept],
+            snapshots={name: np.stack([snap[i] for snap in model_snapshots]) for i, name in enumerate(names)},
+            loss=all_losses[v, :kept],
             epoch=epochs_of_steps[:kept],
-            distance_from_init=norms[r, :kept, 0, :],
-            update_norm=norms[r, :kept, 1, :],
-            weight_norm=norms[r, :kept, 2, :],
+            distance_from_init=norms[v, :kept, 0, :],
+            update_norm=norms[v, :kept, 1, :],
+            weight_norm=norms[v, :kept, 2, :],
         )
         completed_epochs = kept // steps_per_epoch
-        run_history = {k: v[:completed_epochs] for k, v in history[r].items() if fit_samples < samples or not k.startswith("val_")}
-        # Runs trained together share the clock: each is charged its share of the time.
-        results.append(FitResult(history=run_history, epoch_seconds=[t / runs for t in epoch_seconds][:completed_epochs], train_seconds=train_seconds / runs,
-                                 steps=kept, tracked=tracked, path=TRAINING_PATH,
-                                 diverged={k: v for k, v in divergence.items() if k != "state"} if divergence else None))
+        model_history = {key: values[:completed_epochs] for key, values in history[v].items() if fit_samples < samples or not key.startswith("val_")}
+        # Models trained together share the clock: each is charged its share of the time.
+        results[r].append(FitResult(history=model_history, epoch_seconds=[t / views for t in epoch_seconds][:completed_epochs],
+                                    train_seconds=train_seconds / views, steps=kept, tracked=tracked, path=TRAINING_PATH,
+                                    diverged={key: value for key, value in divergence.items() if key != "state"} if divergence else None))
     return results
 
 
-def _last_finite_state(program, before, run: int, bad: int, indices, masks, x_fit, y_fit, initial):
+def _last_finite_state(program, before, run: int, bad: int, indices, masks, x_fit, y_fit, initial, branch: slice):
     """Replay run ``run``'s chunk from its start for ``bad`` steps (the steps before the first non-finite loss).
 
-    Returns (steps kept in the chunk, state as numpy). The weights after those steps produced the
-    non-finite loss; if they are themselves not finite, one step fewer is kept.
+    Returns (steps kept in the chunk, the run's state as numpy). The weights after those steps
+    produced the non-finite loss; if ``branch``'s are themselves not finite, one step fewer is kept.
     """
     chunk_length = indices.shape[1]
     start = jax.tree_util.tree_map(lambda leaf: leaf[run], before)
@@ -376,6 +444,6 @@ def _last_finite_state(program, before, run: int, bad: int, indices, masks, x_fi
         fresh = jax.tree_util.tree_map(lambda leaf: jnp.array(leaf, copy=True), start)  # donated by the call: never start's own memory
         replayed, _ = program._chunk_one(fresh, indices[run], masks, active, x_fit, y_fit[run], [leaf[run] for leaf in initial])
         replayed = jax.tree_util.tree_map(lambda leaf: np.array(leaf, copy=True), replayed)
-        if all(np.isfinite(w).all() for w in replayed[0]):
+        if all(np.isfinite(w).all() for w in replayed[0][branch]):
             return kept, replayed
     return 0, start
