@@ -19,13 +19,14 @@ def pixel_activity(images: np.ndarray) -> np.ndarray:
     return np.count_nonzero(flat, axis=0)
 
 
-def frozen_inputs(images: np.ndarray, w0: np.ndarray, w1: np.ndarray, image_shape=(28, 28)) -> dict:
+def frozen_inputs(images: np.ndarray, w0: np.ndarray, w1: np.ndarray, image_shape=(28, 28), activity: np.ndarray | None = None) -> dict:
     """Account for the first layer's unchanged weights by the inputs that feed them.
 
     images: the training images the optimiser saw, (n, *image_shape); w0, w1: the first
-    kernel (features, units) before and after. Returns a JSON-ready dict.
+    kernel (features, units) before and after; activity: ``pixel_activity(images)`` if the
+    caller has it already. Returns a JSON-ready dict.
     """
-    activity = pixel_activity(images)
+    activity = pixel_activity(images) if activity is None else activity
     never_active = activity == 0
     unchanged = unchanged_mask(w0, w1)
     units = w0.shape[1]

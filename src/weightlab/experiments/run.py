@@ -16,7 +16,7 @@ import numpy as np
 
 import weightlab
 from weightlab import data, models
-from weightlab.analysis.inputs import frozen_inputs
+from weightlab.analysis.inputs import frozen_inputs, pixel_activity
 from weightlab.analysis.weights import layer_changes
 from weightlab.backend import keras_for, set_random_seed
 from weightlab.config import RunConfig
@@ -231,7 +231,7 @@ def _finish(keras, writer: RunWriter, config: RunConfig, dataset, model, fitted,
         "steps": fitted.steps,
         "history": fitted.history,
         "layers": layer_changes(initial, final),
-        "frozen_inputs": frozen_inputs(dataset.x_train[:fit_samples], initial[first_kernel], final[first_kernel]),
+        "frozen_inputs": frozen_inputs(dataset.x_train[:fit_samples], initial[first_kernel], final[first_kernel], activity=_activity(dataset.x_train, fit_samples)),
         "weight_samples": weight_samples(initial, final),
     }
     busiest = summary["frozen_inputs"]["busiest_pixel_index"]
@@ -280,6 +280,16 @@ def training_path(model, config: RunConfig):
     if config.training_path == "fused-jax":
         raise ConfigError("this model has non-trainable state the fused-jax path does not drive; pass --training-path keras.fit")
     return keras_fit
+
+
+_ACTIVITY: list = [None, 0, None]  # (training images, samples, their pixel activity) of the last run: a comparison's runs share it
+
+
+def _activity(images: np.ndarray, samples: int) -> np.ndarray:
+    """How many of the first ``samples`` images light each pixel (remembered for the same array)."""
+    if _ACTIVITY[0] is not images or _ACTIVITY[1] != samples:
+        _ACTIVITY[:] = [images, samples, pixel_activity(images[:samples])]
+    return _ACTIVITY[2]
 
 
 def weight_samples(initial: dict[str, np.ndarray], final: dict[str, np.ndarray]) -> list[dict]:
