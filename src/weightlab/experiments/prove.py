@@ -41,6 +41,7 @@ def prove(config: RunConfig | None = None, *, seeds: int = 3, out: str | Path = 
     config = dataclasses.replace(config or RunConfig(), **overrides).resolved()
     keras = keras_for(config.backend)
     from weightlab.train.keras_fit import evaluate, to_inputs
+    from weightlab.train.tracker import variable_names
 
     proof_id = f"{datetime.datetime.now():%Y%m%d-%H%M%S}-{config.dataset}-h{config.hidden}-{seeds}seeds-{secrets.token_hex(2)}"
     with RunWriter(out, proof_id) as writer:
@@ -49,7 +50,7 @@ def prove(config: RunConfig | None = None, *, seeds: int = 3, out: str | Path = 
         fit_samples = config.fit_samples(len(dataset.x_train))
         activity = pixel_activity(dataset.x_train[:fit_samples])
         evaluator = models.build(config, keras)  # one model whose weights are set for each evaluation
-        names = [variable.path.removeprefix(f"{evaluator.name}/") for variable in evaluator.weights]
+        names = variable_names(evaluator, evaluator.weights)
 
         def test_set(weights: dict[str, np.ndarray]) -> tuple[float, float]:
             return evaluate(evaluator, x_test, dataset.y_test, [weights[name] for name in names])

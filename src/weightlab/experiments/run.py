@@ -71,14 +71,14 @@ def run(
     dataset = _load(config, data_dir)
     with RunWriter(out, run_id or new_run_id(config), adopt=resume is not None) as writer:
         writer.write_json("config.json", {"format_version": FORMAT_VERSION, "config": config.to_dict()})
-        model, x_train, y_train = _prepare(keras, config, dataset)
+        model, x_train, y_train, drawn = _prepare(keras, config, dataset)
         trainer = training_path(model, config)
         if saved is not None and saved["path"] != trainer.TRAINING_PATH:
             raise ConfigError(f"{resume} was trained on the {saved['path']} path and this setup trains on {trainer.TRAINING_PATH}; "
                               "resume it with the backend it started on")
-        # The data orders are drawn up front (where model.fit would draw them) and kept with
-        # each epoch's checkpoint, so a resumed run sees exactly the batches it would have.
-        orders = orders or trainer.draw_orders(model, config.fit_samples(len(x_train)), config.epochs)
+        # The data orders are kept with each epoch's checkpoint, so a resumed run sees exactly
+        # the batches it would have: it takes the saved ones, not those drawn again.
+        orders = orders or drawn
         fitted = trainer.fit(model, x_train, y_train, config, progress, orders=orders, resume=saved,
                              checkpoint=lambda state: writer.write_checkpoint(state, orders))
         return _finish(keras, writer, config, dataset, model, fitted, report)
@@ -117,21 +117,20 @@ def run_many(configs: list[RunConfig], *, out: str | Path = "runs", data_dir: st
                 stored[index] = run(configs[index], out=out, data_dir=data_dir, report=report)
             continue
         keras = keras_for(first.backend)
-        from weightlab.train import fused_jax, keras_fit
+        from weightlab.train import fused_jax
 
         dataset = _load(first, data_dir, datasets)
         with contextlib.ExitStack() as cleanup:
             # an unusable --out fails before training
             writers = {index: cleanup.enter_context(RunWriter(out, new_run_id(configs[index]))) for pack in packs for index in pack}
-            fit_samples = first.fit_samples(len(dataset.x_train))
             models, labels, orders = [], [], []  # per pack: its models, their labels, each model's data order
             for pack in packs:
                 models.append([])
                 orders.append([])
                 for index in pack:
-                    model, x_train, y_train = _prepare(keras, configs[index], dataset)
+                    model, x_train, y_train, drawn = _prepare(keras, configs[index], dataset)
                     models[-1].append(model)
-                    orders[-1].append(keras_fit.draw_orders(model, fit_samples, first.epochs))  # right after seeding, where model.fit would draw them
+                    orders[-1].append(drawn)
                 labels.append(y_train)
             if all(np.array_equal(a, b) for pack_orders in orders for other in pack_orders[1:] for a, b in zip(pack_orders[0], other)):
                 fitted = fused_jax.fit_packed(models, x_train, labels, first, [pack_orders[0] for pack_orders in orders])
@@ -185,12 +184,16 @@ def _load(config: RunConfig, data_dir, loaded: dict | None = None):
 
 
 def _prepare(keras, config: RunConfig, dataset):
-    """The seeded, freshly built model and the arrays it trains on."""
-    from weightlab.train.keras_fit import to_inputs
+    """The seeded, freshly built model, the arrays it trains on, and each epoch's data order.
+
+    The orders are drawn right after seeding and building, where `model.fit` would draw them.
+    """
+    from weightlab.train.keras_fit import draw_orders, to_inputs
 
     set_random_seed(keras, config.seed)
     model = models.build(config, keras)
-    return model, to_inputs(dataset.x_train), training_labels(dataset.y_train, config)
+    orders = draw_orders(model, config.fit_samples(len(dataset.x_train)), config.epochs)
+    return model, to_inputs(dataset.x_train), training_labels(dataset.y_train, config), orders
 
 
 def _finish(keras, writer: RunWriter, config: RunConfig, dataset, model, fitted, report: bool) -> Run:

@@ -26,8 +26,8 @@ import numpy as np
 
 from weightlab.config import RunConfig
 from weightlab.train import keras_fit
-from weightlab.train.keras_fit import FitResult, ProgressHook, draw_orders  # noqa: F401  (draw_orders: each path offers it)
-from weightlab.train.tracker import TrackedWeights
+from weightlab.train.keras_fit import FitResult, ProgressHook
+from weightlab.train.tracker import TrackedWeights, variable_names
 
 TRAINING_PATH = "fused-jax"
 
@@ -267,7 +267,7 @@ def _fit(packs: list[list], x_train, labels, config: RunConfig, orders, progress
     for pack in packs:
         for model in pack:
             model.optimizer.build(model.trainable_variables)
-    names = [v.path.removeprefix(f"{packs[0][0].name}/") for v in packs[0][0].trainable_variables]
+    names = variable_names(packs[0][0])
     width = len(names)  # variables per model
     if any(len(model.trainable_variables) != width for pack in packs for model in pack):
         raise ValueError("packed models must have the same number of variables")

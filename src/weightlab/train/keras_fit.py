@@ -10,7 +10,7 @@ import keras
 import numpy as np
 
 from weightlab.config import RunConfig
-from weightlab.train.tracker import TrackedWeights, WeightTracker
+from weightlab.train.tracker import TrackedWeights, WeightTracker, variable_names
 
 TRAINING_PATH = "keras.fit"
 # A progress hook: called with (steps done, steps in all, the latest epoch logs or None).
@@ -178,10 +178,9 @@ def _restore(model, tracker: WeightTracker, saved: dict, per_epoch: int) -> tupl
     for variable, value in zip(model.trainable_variables + model.non_trainable_variables + model.optimizer.variables,
                                trainable + non_trainable + optimizer, strict=True):
         variable.assign(value)
-    prefix = f"{model.name}/"
     losses = np.asarray(saved["losses"][0], dtype=np.float64)
     tracker.restore({
-        "names": [variable.path.removeprefix(prefix) for variable in model.trainable_variables],
+        "names": variable_names(model),
         "snapshots": [[w[0] for w in snapshot] for snapshot in saved["snapshots"]],
         "snapshot_steps": saved["snapshot_steps"],
         "losses": losses,

@@ -49,6 +49,13 @@ class TrackedWeights:
         return {name: stack[-1] for name, stack in self.snapshots.items()}
 
 
+def variable_names(model, variables=None) -> list[str]:
+    """Names of ``variables`` (default: the trainable ones) relative to the model: "hidden/kernel",
+    not "my_model/hidden/kernel" — names that survive renaming the model."""
+    prefix = f"{model.name}/"
+    return [variable.path.removeprefix(prefix) for variable in (model.trainable_variables if variables is None else variables)]
+
+
 def _step_norms(current, initial, previous):
     """Per variable: ‖W_t − W_0‖, ‖W_t − W_{t−1}‖, ‖W_t‖ as one (3, V) tensor, and a copy of W_t."""
     ops = keras.ops
@@ -135,9 +142,7 @@ class WeightTracker(keras.callbacks.Callback):
 
     def _start_record(self, values) -> None:
         self._reset()
-        # "hidden/kernel", not "my_model/hidden/kernel": names that survive renaming the model.
-        prefix = f"{self.model.name}/"
-        self._names = [variable.path.removeprefix(prefix) for variable in self.model.trainable_variables]
+        self._names = variable_names(self.model)
         self._initial = [keras.ops.copy(v) for v in values]
         self._previous = self._initial
         self._snapshot(values)
