@@ -198,7 +198,7 @@ def _prepare(keras, config: RunConfig, dataset):
 
 def _finish(keras, writer: RunWriter, config: RunConfig, dataset, model, fitted, report: bool) -> Run:
     """Evaluate, analyse and write one trained run; returns it stored."""
-    from weightlab.train.keras_fit import evaluate, predict, to_inputs
+    from weightlab.train.keras_fit import evaluate, predict, scores, to_inputs
 
     fit_samples = config.fit_samples(len(dataset.x_train))
     x_test = to_inputs(dataset.x_test)
@@ -207,10 +207,10 @@ def _finish(keras, writer: RunWriter, config: RunConfig, dataset, model, fitted,
     # "Before" is measured after training, on the initial weights the tracker kept:
     # an evaluate() before fit() would shift the random stream Keras shuffles with,
     # and the training would no longer be the tutorial's script, step for step.
-    loss_after, accuracy_after = evaluate(model, x_test, dataset.y_test)
+    probabilities = predict(model, x_test)  # the trained model's answers: scored, and stored as predictions
+    loss_after, accuracy_after = scores(probabilities, dataset.y_test)
     loss_before, accuracy_before = evaluate(model, x_test, dataset.y_test, weights=list(initial.values()))
     model.set_weights(list(final.values()))
-    probabilities = predict(model, x_test)
     first_kernel = tracked.variable_names[0]
     summary = {
         "format_version": FORMAT_VERSION,

@@ -209,7 +209,11 @@ def evaluate(model, x: np.ndarray, y: np.ndarray, weights: list[np.ndarray] | No
     """
     if weights is not None:
         model.set_weights(weights)
-    probabilities = predict(model, x)
+    return scores(predict(model, x), y)
+
+
+def scores(probabilities: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """(loss, accuracy) of output ``probabilities`` against labels ``y``, as `evaluate` measures them."""
     labels = np.asarray(y).astype(np.int64)
     loss = keras.ops.convert_to_numpy(keras.losses.sparse_categorical_crossentropy(labels, probabilities))
     return float(np.mean(loss, dtype=np.float64)), float(np.mean(probabilities.argmax(axis=1) == labels))
