@@ -141,7 +141,7 @@ def update_sizes(steps: dict, steps_per_epoch: int) -> Figure:
     ratio.set_title("‖W_t − W_{t−1}‖ / ‖W_t‖: update relative to the weights")
     for ax in (norm, ratio):
         _log_y(ax)
-    norm.legend(frameon=False, fontsize=8)
+    norm.legend(fontsize=8, ncols=2, framealpha=0.9, edgecolor="none")  # a backdrop: the lines run under it
     return figure
 
 
