@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 ARGS   ?=
 
-.PHONY: run test data browser bench clean
+.PHONY: run test lint data browser bench clean
 
 # The virtual environment, with weightlab and its test tools installed into it.
 $(STAMP): pyproject.toml
@@ -26,7 +26,13 @@ browser:
 run: data
 	$(BIN)/weightlab run $(ARGS)
 
-test: data browser
+# One formatter, one linter, one type checker (on the public API); configured in pyproject.toml.
+lint: $(STAMP)
+	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/mypy
+
+test: lint data browser
 	$(BIN)/python -m pytest -q $(ARGS)
 
 bench: data

@@ -45,16 +45,24 @@ MEASURE = (
 def contenders(out: str) -> dict[str, tuple[list[str], dict[str, str]]]:
     run = WEIGHTLAB + ["run", "--json", "--out", out]
     return {
-        "tutorial script, Keras/TensorFlow": ([PYTHON, str(HERE / "tutorial_keras.py")], {"KERAS_BACKEND": "tensorflow"}),
+        "tutorial script, Keras/TensorFlow": (
+            [PYTHON, str(HERE / "tutorial_keras.py")],
+            {"KERAS_BACKEND": "tensorflow"},
+        ),
         "tutorial script, Keras/JAX": ([PYTHON, str(HERE / "tutorial_keras.py")], {"KERAS_BACKEND": "jax"}),
         "weightlab run (tracking on)": (run, {}),
         "weightlab run (tracking off)": (run + ["--no-step-stats"], {}),
-        "weightlab compare --hidden 16 64 --seeds 3": (WEIGHTLAB + ["compare", "--hidden", "16", "64", "--seeds", "3", "--json", "--out", out], {}),
+        "weightlab compare --hidden 16 64 --seeds 3": (
+            WEIGHTLAB + ["compare", "--hidden", "16", "64", "--seeds", "3", "--json", "--out", out],
+            {},
+        ),
     }
 
 
 def measure(command: list[str], env: dict[str, str], out: str) -> dict:
-    result = subprocess.run([PYTHON, "-c", MEASURE, *command], capture_output=True, text=True, env={**os.environ, **env})
+    result = subprocess.run(
+        [PYTHON, "-c", MEASURE, *command], capture_output=True, text=True, env={**os.environ, **env}
+    )
     record = json.loads(result.stdout)
     if record["rc"] != 0:
         raise SystemExit(f"benchmark command failed: {' '.join(command)}\n{record['stderr']}")
@@ -71,8 +79,14 @@ def measure(command: list[str], env: dict[str, str], out: str) -> dict:
         train, steps = output["train_seconds"], output["steps"]
         accuracy = output.get("test_accuracy", output.get("test_accuracy_after"))
         steady = _steady_step_seconds(output, out, steps)
-    return {"seconds": record["seconds"], "peak_bytes": record["peak_bytes"], "train_seconds": train, "steps": steps, "test_accuracy": accuracy,
-            "steady_step_seconds": steady}
+    return {
+        "seconds": record["seconds"],
+        "peak_bytes": record["peak_bytes"],
+        "train_seconds": train,
+        "steps": steps,
+        "test_accuracy": accuracy,
+        "steady_step_seconds": steady,
+    }
 
 
 def _steady_step_seconds(output: dict, out: str, steps: int) -> float:
@@ -99,21 +113,43 @@ def main() -> None:
                 results[name].append(measure(command, env, out))
 
     baseline = statistics.median(r["seconds"] for r in results["tutorial script, Keras/TensorFlow"])
-    table = Table(title=f"The tutorial's experiment, whole process, median of {args.repeats} ({time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores, {platform.machine()})")
-    for column in ("what", "whole process", "train", "µs/step", "µs/step after epoch 1", "time vs TF script", "test acc", "peak memory"):
+    table = Table(
+        title=(
+            f"The tutorial's experiment, whole process, median of {args.repeats} "
+            f"({time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores, {platform.machine()})"
+        )
+    )
+    for column in (
+        "what",
+        "whole process",
+        "train",
+        "µs/step",
+        "µs/step after epoch 1",
+        "time vs TF script",
+        "test acc",
+        "peak memory",
+    ):
         table.add_column(column, justify="left" if column == "what" else "right")
     for name, records in results.items():
         seconds = statistics.median(r["seconds"] for r in records)
         train = statistics.median(r["train_seconds"] for r in records)
         steady = [r["steady_step_seconds"] for r in records if r["steady_step_seconds"] is not None]
         table.add_row(
-            name, f"{seconds:.1f} s", f"{train:.1f} s", f"{1e6 * train / records[0]['steps']:,.0f}",
+            name,
+            f"{seconds:.1f} s",
+            f"{train:.1f} s",
+            f"{1e6 * train / records[0]['steps']:,.0f}",
             f"{1e6 * statistics.median(steady):,.0f}" if steady else "—",
-            f"{seconds / baseline:.2f}×", f"{statistics.median(r['test_accuracy'] for r in records):.4f}",
+            f"{seconds / baseline:.2f}×",
+            f"{statistics.median(r['test_accuracy'] for r in records):.4f}",
             f"{statistics.median(r['peak_bytes'] for r in records) / 2**30:.2f} GiB",
         )
     console.print(table)
-    for measure_name, key in (("training time", "train_seconds"), ("steady-state step time", "steady_step_seconds"), ("whole-process time", "seconds")):
+    for measure_name, key in (
+        ("training time", "train_seconds"),
+        ("steady-state step time", "steady_step_seconds"),
+        ("whole-process time", "seconds"),
+    ):
         on = statistics.median(r[key] for r in results["weightlab run (tracking on)"])
         off = statistics.median(r[key] for r in results["weightlab run (tracking off)"])
         console.print(f"Per-step tracking costs {100 * (on / off - 1):+.1f}% of {measure_name} (medians, on vs off).")

@@ -14,9 +14,11 @@ import time
 import numpy as np
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-import keras  # noqa: E402
+import keras
 
-cache = os.path.join(os.environ.get("WEIGHTLAB_HOME") or os.path.expanduser("~/.cache/weightlab"), "datasets", "mnist.npz")
+cache = os.path.join(
+    os.environ.get("WEIGHTLAB_HOME") or os.path.expanduser("~/.cache/weightlab"), "datasets", "mnist.npz"
+)
 with np.load(cache) as mnist:
     x_train, y_train, x_test, y_test = (mnist[k] for k in ("x_train", "y_train", "x_test", "y_test"))
 
@@ -26,14 +28,17 @@ x_test = x_test.astype("float32") / 255.0
 x_train = x_train.reshape(-1, 28 * 28)
 x_test = x_test.reshape(-1, 28 * 28)
 
-model = keras.Sequential([
-    keras.layers.Dense(64, activation="relu", input_shape=(28 * 28,)),
-    keras.layers.Dense(10, activation="softmax"),
-])
+model = keras.Sequential(
+    [
+        keras.layers.Dense(64, activation="relu", input_shape=(28 * 28,)),
+        keras.layers.Dense(10, activation="softmax"),
+    ]
+)
 model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
 print("Weights before training:", file=sys.stderr)
 for layer in model.layers:
     print(layer.get_weights()[0].shape, "weights sample:", layer.get_weights()[0][0][:5], file=sys.stderr)
+
 
 class EpochClock(keras.callbacks.Callback):
     seconds = []
@@ -46,8 +51,19 @@ class EpochClock(keras.callbacks.Callback):
 
 
 start = time.perf_counter()
-history = model.fit(x_train, y_train, epochs=5, batch_size=32, validation_split=0.1, verbose=2, callbacks=[EpochClock()])
+history = model.fit(
+    x_train, y_train, epochs=5, batch_size=32, validation_split=0.1, verbose=2, callbacks=[EpochClock()]
+)
 train_seconds = time.perf_counter() - start
 
 test_loss, test_acc = model.evaluate(x_test, y_test, verbose=0)
-print(json.dumps({"train_seconds": train_seconds, "epoch_seconds": EpochClock.seconds, "steps": 5 * 1688, "test_accuracy": float(test_acc)}))
+print(
+    json.dumps(
+        {
+            "train_seconds": train_seconds,
+            "epoch_seconds": EpochClock.seconds,
+            "steps": 5 * 1688,
+            "test_accuracy": float(test_acc),
+        }
+    )
+)

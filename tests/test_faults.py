@@ -22,7 +22,9 @@ from weightlab.store import RunWriter, read_run
 
 @pytest.fixture(scope="module")
 def stored(tmp_path_factory):
-    return weightlab.run(dataset="synthetic", epochs=1, hidden=8, out=tmp_path_factory.mktemp("runs"), report=False, backend="jax")
+    return weightlab.run(
+        dataset="synthetic", epochs=1, hidden=8, out=tmp_path_factory.mktemp("runs"), report=False, backend="jax"
+    )
 
 
 def idx_file(array: np.ndarray) -> bytes:
@@ -41,7 +43,7 @@ def test_corrupted_idx_files_fail_with_data_error_or_read_exactly(tmp_path_facto
         position = data.draw(st.integers(0, len(raw) - 1))
         raw[position] ^= 1 << data.draw(st.integers(0, 7))
     else:
-        raw[: 4] = data.draw(st.binary(min_size=4, max_size=4))
+        raw[:4] = data.draw(st.binary(min_size=4, max_size=4))
     path = tmp_path_factory.mktemp("idx") / "f"
     path.write_bytes(bytes(raw))
     try:
@@ -110,9 +112,25 @@ def test_a_full_disk_while_writing_snapshots_leaves_nothing_half_written(tmp_pat
 
 
 def test_two_runs_into_one_out_get_distinct_directories(tmp_path):
-    command = [sys.executable, "-m", "weightlab.cli", "run", "--dataset", "synthetic", "--epochs", "1", "--hidden", "4", "--out", str(tmp_path), "--json"]
+    command = [
+        sys.executable,
+        "-m",
+        "weightlab.cli",
+        "run",
+        "--dataset",
+        "synthetic",
+        "--epochs",
+        "1",
+        "--hidden",
+        "4",
+        "--out",
+        str(tmp_path),
+        "--json",
+    ]
     env = dict(os.environ, KERAS_BACKEND="jax")
-    processes = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env) for _ in range(2)]
+    processes = [
+        subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env) for _ in range(2)
+    ]
     outputs = [json.loads(p.communicate(timeout=300)[0]) for p in processes]
     assert all(p.returncode == 0 for p in processes)
     assert len({o["run_id"] for o in outputs}) == 2 and len(list(tmp_path.iterdir())) == 2
@@ -123,10 +141,26 @@ def test_sigkill_at_random_moments_never_leaves_a_run_that_looks_complete(tmp_pa
     """20 real runs killed at random moments: every directory is complete and readable, or hidden and marked incomplete."""
     rng = random.Random(7)
     env = dict(os.environ, KERAS_BACKEND="jax")
-    command = [sys.executable, "-m", "weightlab.cli", "run", "--dataset", "synthetic", "--epochs", "2", "--hidden", "8", "--out", str(tmp_path), "--json"]
+    command = [
+        sys.executable,
+        "-m",
+        "weightlab.cli",
+        "run",
+        "--dataset",
+        "synthetic",
+        "--epochs",
+        "2",
+        "--hidden",
+        "8",
+        "--out",
+        str(tmp_path),
+        "--json",
+    ]
     deadline = time.monotonic() + 240
     for _ in range(10):  # two at a time: 20 kill points
-        processes = [subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env) for _ in range(2)]
+        processes = [
+            subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env) for _ in range(2)
+        ]
         time.sleep(rng.uniform(0.3, 7.0))
         for process in processes:
             process.send_signal(signal.SIGKILL)
@@ -149,6 +183,7 @@ def test_sigkill_at_random_moments_never_leaves_a_run_that_looks_complete(tmp_pa
 
 def interrupted_run(out, epoch: int, **config):
     """A run stopped by Ctrl-C at the end of ``epoch``; returns its hidden directory."""
+
     def hook(done, total, logs):
         if logs is not None and logs["epoch"] == epoch:
             raise KeyboardInterrupt
@@ -175,13 +210,25 @@ def assert_identical_runs(full, resumed):
 
 @pytest.mark.parametrize("snapshot_every, training_path", [(0, "auto"), (25, "auto"), (25, "keras.fit")])
 def test_resume_ends_bit_identical_to_an_uninterrupted_run(tmp_path, snapshot_every, training_path):
-    config = dict(dataset="synthetic", epochs=3, hidden=8, seed=4, snapshot_every=snapshot_every, backend="jax", training_path=training_path)
+    config = dict(
+        dataset="synthetic",
+        epochs=3,
+        hidden=8,
+        seed=4,
+        snapshot_every=snapshot_every,
+        backend="jax",
+        training_path=training_path,
+    )
     full = weightlab.run(out=tmp_path / "full", report=False, **config)
     left = interrupted_run(tmp_path / "cut", epoch=1, **config)
     assert sorted(p.name for p in left.iterdir()) == ["checkpoint.npz", "config.json"]
     resumed = weightlab.run(resume=left, report=False)
     assert resumed.path.name == left.name.removeprefix(".incomplete-") and not left.exists()
-    assert resumed.summary["training_path"] == full.summary["training_path"] == ("keras.fit" if training_path == "keras.fit" else "fused-jax")
+    assert (
+        resumed.summary["training_path"]
+        == full.summary["training_path"]
+        == ("keras.fit" if training_path == "keras.fit" else "fused-jax")
+    )
     assert_identical_runs(full, resumed)
     assert not (resumed.path / "checkpoint.npz").exists()
 
@@ -193,6 +240,7 @@ def test_a_failure_keeps_the_checkpoint_and_a_failed_resume_keeps_it_too(tmp_pat
         def hook(done, total, logs):
             if logs is not None and logs["epoch"] == epoch:
                 raise RuntimeError("something unforeseen")
+
         return hook
 
     with pytest.raises(RuntimeError):
@@ -233,8 +281,14 @@ def test_resume_on_the_keras_fit_path_of_another_backend_is_bit_identical(tmp_pa
 
     if importlib.util.find_spec(backend) is None:
         pytest.skip(f"{backend} is not installed (pip install 'weightlab[{backend}]')")
+
     def python(*args):
-        result = subprocess.run([sys.executable, "-c", RESUME_IN_A_FRESH_PROCESS, *map(str, args)], capture_output=True, text=True, timeout=300)
+        result = subprocess.run(
+            [sys.executable, "-c", RESUME_IN_A_FRESH_PROCESS, *map(str, args)],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert result.returncode == 0, result.stderr[-2000:]
 
     python(tmp_path / "full", 0, backend)
@@ -264,7 +318,12 @@ def tiny_filesystem(tmp_path):
     """A real 300 KB tmpfs, mounted for the test (needs root; skipped where mounting is not allowed)."""
     mountpoint = tmp_path / "tiny"
     mountpoint.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=300k", "tmpfs", str(mountpoint)], capture_output=True).returncode != 0:
+    if (
+        subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "size=300k", "tmpfs", str(mountpoint)], capture_output=True
+        ).returncode
+        != 0
+    ):
         pytest.skip("cannot mount a tmpfs here (not root, or no CAP_SYS_ADMIN)")
     try:
         yield mountpoint
@@ -278,7 +337,9 @@ def test_a_real_full_disk_keeps_what_was_there_and_the_run_resumes(tiny_filesyst
     from weightlab.cli import main
 
     (tiny_filesystem / "notes.txt").write_text("saved earlier")
-    code = main(["run", "--dataset", "synthetic", "--epochs", "3", "--hidden", "8", "--out", str(tiny_filesystem / "runs")])
+    code = main(
+        ["run", "--dataset", "synthetic", "--epochs", "3", "--hidden", "8", "--out", str(tiny_filesystem / "runs")]
+    )
     err = capsys.readouterr().err
     assert code == 2 and "No space left on device" in err and len(err.strip().splitlines()) == 1
     assert (tiny_filesystem / "notes.txt").read_text() == "saved earlier"

@@ -39,9 +39,13 @@ def test_fused_path_matches_model_fit(small, snapshot_every, evaluate_first):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
     assert fused.tracked.snapshot_steps.tolist() == reference.tracked.snapshot_steps.tolist()
     for name in fused.tracked.variable_names:
-        np.testing.assert_allclose(fused.tracked.snapshots[name], reference.tracked.snapshots[name], rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(
+            fused.tracked.snapshots[name], reference.tracked.snapshots[name], rtol=1e-5, atol=1e-6
+        )
     np.testing.assert_allclose(fused.tracked.loss, reference.tracked.loss, rtol=1e-4, atol=1e-5)
-    np.testing.assert_allclose(fused.tracked.distance_from_init, reference.tracked.distance_from_init, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(
+        fused.tracked.distance_from_init, reference.tracked.distance_from_init, rtol=1e-4, atol=1e-6
+    )
     np.testing.assert_allclose(fused.tracked.update_norm, reference.tracked.update_norm, rtol=1e-3, atol=1e-6)
     for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
         np.testing.assert_allclose(fused.history[key], reference.history[key], rtol=1e-5, atol=1e-6)
@@ -88,7 +92,9 @@ def test_shared_evaluation_equals_model_evaluate(small):
     model.fit(x, y, epochs=1, batch_size=32, verbose=0)
     loss, accuracy = keras_fit.evaluate(model, x, y)
     reference = model.evaluate(x, y, batch_size=32, verbose=0, return_dict=True)
-    assert loss == pytest.approx(reference["loss"], rel=1e-5) and accuracy == pytest.approx(reference["accuracy"], abs=1e-7)
+    assert loss == pytest.approx(reference["loss"], rel=1e-5) and accuracy == pytest.approx(
+        reference["accuracy"], abs=1e-7
+    )
     np.testing.assert_allclose(keras_fit.predict(model, x), model.predict(x, verbose=0), rtol=1e-5, atol=1e-7)
     # with weights given, it evaluates those and leaves them in the model
     initial = [np.zeros_like(w) for w in model.get_weights()]
@@ -101,7 +107,11 @@ def test_runs_trained_together_match_runs_trained_alone(tmp_path):
     from weightlab.experiments.run import run, run_many
 
     base = RunConfig(dataset="synthetic", epochs=2, hidden=8, backend="jax")
-    configs = [dataclasses.replace(base, seed=1), dataclasses.replace(base, seed=2, shuffle_labels=True), dataclasses.replace(base, seed=1, hidden=4)]
+    configs = [
+        dataclasses.replace(base, seed=1),
+        dataclasses.replace(base, seed=2, shuffle_labels=True),
+        dataclasses.replace(base, seed=1, hidden=4),
+    ]
     together = run_many(configs, out=tmp_path / "together")
     alone = [run(config, out=tmp_path / "alone", report=False) for config in configs]
     for a, b in zip(together, alone):

@@ -4,7 +4,10 @@ import pytest
 
 from conftest import real_mnist_cached
 
-pytestmark = [pytest.mark.integration, pytest.mark.skipif(not real_mnist_cached(), reason="MNIST not cached: run `weightlab data fetch mnist`")]
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(not real_mnist_cached(), reason="MNIST not cached: run `weightlab data fetch mnist`"),
+]
 
 
 def test_mnist_is_the_original():

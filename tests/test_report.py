@@ -30,13 +30,18 @@ def tiny_proof(tmp_path_factory):
 def tiny_comparison(tmp_path_factory):
     from weightlab.experiments.compare import compare
 
-    return compare(dataset="synthetic", epochs=1, values=[4, 8], seeds=2, out=tmp_path_factory.mktemp("comparisons"), backend="jax")
+    return compare(
+        dataset="synthetic", epochs=1, values=[4, 8], seeds=2, out=tmp_path_factory.mktemp("comparisons"), backend="jax"
+    )
 
 
 def embedded_images(page: str) -> list[np.ndarray]:
     import matplotlib.image
 
-    return [matplotlib.image.imread(io.BytesIO(base64.b64decode(data)), format="png") for data in re.findall(r'src="data:image/png;base64,([^"]+)"', page)]
+    return [
+        matplotlib.image.imread(io.BytesIO(base64.b64decode(data)), format="png")
+        for data in re.findall(r'src="data:image/png;base64,([^"]+)"', page)
+    ]
 
 
 def test_every_figure_is_embedded_and_drawn(tiny_run, tiny_proof, tiny_comparison):
@@ -62,7 +67,12 @@ def test_rerendering_is_atomic_and_idempotent(tiny_run):
 
 
 def test_user_text_is_escaped():
-    page = render(title="<script>alert(1)</script>", subtitle="a & b", figures=[], footer=[("path", "<img src=x onerror=alert(1)>")])
+    page = render(
+        title="<script>alert(1)</script>",
+        subtitle="a & b",
+        figures=[],
+        footer=[("path", "<img src=x onerror=alert(1)>")],
+    )
     assert "<script>alert" not in page and "&lt;script&gt;" in page and "<img src=x" not in page
 
 
@@ -79,16 +89,27 @@ def test_reports_open_in_chromium_with_no_failed_requests(tiny_run, tiny_proof, 
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+        )
         try:
             for directory in (tiny_run.path, tiny_proof.path, tiny_comparison.path):
                 page = browser.new_page(viewport={"width": 1280, "height": 900})
                 failed, outgoing = [], []
                 page.on("requestfailed", lambda request, failed=failed: failed.append(request.url))
-                page.on("request", lambda request, outgoing=outgoing: outgoing.append(request.url) if not request.url.startswith(("file:", "data:")) else None)
+                page.on(
+                    "request",
+                    lambda request, outgoing=outgoing: (
+                        outgoing.append(request.url) if not request.url.startswith(("file:", "data:")) else None
+                    ),
+                )
                 page.goto((directory / "report.html").as_uri(), wait_until="load")
-                images = page.evaluate("Array.from(document.images).map(i => [i.complete, i.naturalWidth, i.naturalHeight])")
-                assert images and all(complete and width > 0 and height > 0 for complete, width, height in images), directory
+                images = page.evaluate(
+                    "Array.from(document.images).map(i => [i.complete, i.naturalWidth, i.naturalHeight])"
+                )
+                assert images and all(complete and width > 0 and height > 0 for complete, width, height in images), (
+                    directory
+                )
                 assert failed == [] and outgoing == [], (failed, outgoing)
                 # the browser really painted each figure: a screenshot of it is not one flat colour
                 for index in range(len(images)):
@@ -111,10 +132,19 @@ def test_tensorboard_export_reads_back(tiny_run, tmp_path):
     events = EventAccumulator(str(tmp_path), size_guidance={"tensors": 0})
     events.Reload()
     tags = set(events.Tags()["tensors"])
-    assert {"epoch/loss", "epoch/val_accuracy", "step/loss", "weights/hidden/kernel", "weights/output/bias", "distance_from_init/hidden/kernel"} <= tags
+    assert {
+        "epoch/loss",
+        "epoch/val_accuracy",
+        "step/loss",
+        "weights/hidden/kernel",
+        "weights/output/bias",
+        "distance_from_init/hidden/kernel",
+    } <= tags
     histograms = events.Tensors("weights/hidden/kernel")
     assert [event.step for event in histograms] == tiny_run.snapshots()[0].tolist()
     losses = events.Tensors("epoch/loss")
     from tensorboard.util import tensor_util
 
-    assert [float(tensor_util.make_ndarray(e.tensor_proto)) for e in losses] == pytest.approx(tiny_run.summary["history"]["loss"], rel=1e-6)
+    assert [float(tensor_util.make_ndarray(e.tensor_proto)) for e in losses] == pytest.approx(
+        tiny_run.summary["history"]["loss"], rel=1e-6
+    )

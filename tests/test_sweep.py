@@ -29,7 +29,11 @@ def test_cells_cover_the_grid_times_seeds_with_stable_names():
 
 
 def finished_numbers(result: dict) -> dict:
-    return {cell["cell"]: (cell["test_accuracy_after"], cell["test_loss_after"]) for cell in result["cells"] if cell["status"] == "complete"}
+    return {
+        cell["cell"]: (cell["test_accuracy_after"], cell["test_loss_after"])
+        for cell in result["cells"]
+        if cell["status"] == "complete"
+    }
 
 
 @pytest.fixture(scope="module")
@@ -98,8 +102,17 @@ def local_ray_cluster():
     ray_cli = Path(sys.executable).with_name("ray")
     port = free_port()
     env = dict(os.environ, RAY_USAGE_STATS_ENABLED="0", KERAS_BACKEND="jax")
-    start = [str(ray_cli), "start", "--head", "--node-ip-address=127.0.0.1", f"--port={port}", "--num-cpus=2",
-             "--include-dashboard=false", "--disable-usage-stats", f"--temp-dir={temp}"]
+    start = [
+        str(ray_cli),
+        "start",
+        "--head",
+        "--node-ip-address=127.0.0.1",
+        f"--port={port}",
+        "--num-cpus=2",
+        "--include-dashboard=false",
+        "--disable-usage-stats",
+        f"--temp-dir={temp}",
+    ]
     started = subprocess.run(start, capture_output=True, text=True, env=env, timeout=120)
     assert started.returncode == 0, started.stderr[-2000:]
     try:
@@ -112,7 +125,9 @@ def local_ray_cluster():
 @pytest.mark.slow
 def test_ray_executor_gives_the_local_numbers(sequential, local_ray_cluster, tmp_path, monkeypatch):
     monkeypatch.setenv("KERAS_BACKEND", "jax")
-    result = sweep(BASE, grid=GRID, seeds=2, executor="ray", address=local_ray_cluster, out=tmp_path, report=False).result
+    result = sweep(
+        BASE, grid=GRID, seeds=2, executor="ray", address=local_ray_cluster, out=tmp_path, report=False
+    ).result
     assert result["last_invocation"]["executor"] == "ray" and result["counts"]["complete"] == 4
     assert finished_numbers(result) == finished_numbers(sequential.result)
 
@@ -121,7 +136,9 @@ def test_cli_sweep_from_flags_and_toml(tmp_path, capsys):
     from weightlab.cli import main
 
     spec = tmp_path / "grid.toml"
-    spec.write_text('seeds = 1\n[config]\ndataset = "synthetic"\nepochs = 1\n[grid]\nhidden = [4]\nlearning_rate = [0.001, 0.01]\n')
+    spec.write_text(
+        'seeds = 1\n[config]\ndataset = "synthetic"\nepochs = 1\n[grid]\nhidden = [4]\nlearning_rate = [0.001, 0.01]\n'
+    )
     assert main(["sweep", "--grid-file", str(spec), "--workers", "1", "--out", str(tmp_path / "s"), "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["grid"] == {"hidden": [4], "learning_rate": [0.001, 0.01]} and result["counts"]["complete"] == 2

@@ -27,7 +27,9 @@ def users_fit(tracker, epochs=2):
     x = rng.normal(size=(SAMPLES, 12)).astype(np.float32)
     y = (x[:, 0] > 0).astype(np.int64) + 2 * (x[:, 1] > 0)
     keras.utils.set_random_seed(1)
-    model = keras.Sequential([keras.Input((12,)), keras.layers.Dense(8, activation="relu"), keras.layers.Dense(4, activation="softmax")])
+    model = keras.Sequential(
+        [keras.Input((12,)), keras.layers.Dense(8, activation="relu"), keras.layers.Dense(4, activation="softmax")]
+    )
     model.compile(optimizer=keras.optimizers.Adam(0.05), loss="sparse_categorical_crossentropy")
     history = model.fit(x, y, batch_size=BATCH, epochs=epochs, shuffle=False, verbose=0, callbacks=[tracker])
     return model, tracker.result(), history.history, (x, y)
@@ -53,8 +55,12 @@ def test_per_step_norms_agree_with_the_snapshots(every_step):
     assert tracked.distance_from_init.shape == (8, 4) and tracked.update_norm.shape == (8, 4)
     for v, name in enumerate(tracked.variable_names):
         flat = tracked.snapshots[name].astype(np.float64).reshape(9, -1)
-        np.testing.assert_allclose(tracked.distance_from_init[:, v], np.linalg.norm(flat[1:] - flat[0], axis=1), rtol=1e-5, atol=1e-7)
-        np.testing.assert_allclose(tracked.update_norm[:, v], np.linalg.norm(flat[1:] - flat[:-1], axis=1), rtol=1e-4, atol=1e-7)
+        np.testing.assert_allclose(
+            tracked.distance_from_init[:, v], np.linalg.norm(flat[1:] - flat[0], axis=1), rtol=1e-5, atol=1e-7
+        )
+        np.testing.assert_allclose(
+            tracked.update_norm[:, v], np.linalg.norm(flat[1:] - flat[:-1], axis=1), rtol=1e-4, atol=1e-7
+        )
         np.testing.assert_allclose(tracked.weight_norm[:, v], np.linalg.norm(flat[1:], axis=1), rtol=1e-5, atol=1e-7)
     # the triangle inequality: the path is at least as long as the distance travelled
     assert np.all(np.cumsum(tracked.update_norm, axis=0) >= tracked.distance_from_init * (1 - 1e-5))

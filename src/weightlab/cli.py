@@ -33,23 +33,53 @@ def _run_flags(parser: argparse.ArgumentParser, defaults: RunConfig, several_hid
     """The flags of a RunConfig, shared by every command that trains."""
     _common(parser)
     if several_hidden:
-        parser.add_argument("--hidden", type=int, nargs="+", default=None, metavar="N",
-                            help="hidden sizes to compare (shorthand for --compare hidden=N1,N2; default 16 64)")
+        parser.add_argument(
+            "--hidden",
+            type=int,
+            nargs="+",
+            default=None,
+            metavar="N",
+            help="hidden sizes to compare (shorthand for --compare hidden=N1,N2; default 16 64)",
+        )
     else:
         parser.add_argument("--hidden", type=int, default=defaults.hidden, help="hidden units (default %(default)s)")
     parser.add_argument("--epochs", type=int, default=defaults.epochs, help="epochs (default %(default)s)")
     parser.add_argument("--batch-size", type=int, default=defaults.batch_size, help="batch size (default %(default)s)")
-    parser.add_argument("--learning-rate", type=float, default=defaults.learning_rate, help="learning rate (default %(default)s)")
-    parser.add_argument("--optimizer", choices=OPTIMIZERS, default=defaults.optimizer, help="optimizer (default %(default)s)")
-    parser.add_argument("--seed", type=int, default=defaults.seed, help="seed for initialisation and data order (default %(default)s)")
-    parser.add_argument("--dataset", default=defaults.dataset, help="mnist, fashion_mnist or synthetic (default %(default)s)")
-    parser.add_argument("--backend", choices=BACKENDS, default=None, help="Keras backend (default: $KERAS_BACKEND, else jax)")
-    parser.add_argument("--training-path", choices=TRAINING_PATHS, default=defaults.training_path,
-                        help="auto: the fused JAX loop on jax (same weights as model.fit, faster), else model.fit (default %(default)s)")
-    parser.add_argument("--snapshot-every", type=int, default=defaults.snapshot_every, metavar="N", help="also keep the weights every N steps (default: epoch ends only)")
+    parser.add_argument(
+        "--learning-rate", type=float, default=defaults.learning_rate, help="learning rate (default %(default)s)"
+    )
+    parser.add_argument(
+        "--optimizer", choices=OPTIMIZERS, default=defaults.optimizer, help="optimizer (default %(default)s)"
+    )
+    parser.add_argument(
+        "--seed", type=int, default=defaults.seed, help="seed for initialisation and data order (default %(default)s)"
+    )
+    parser.add_argument(
+        "--dataset", default=defaults.dataset, help="mnist, fashion_mnist or synthetic (default %(default)s)"
+    )
+    parser.add_argument(
+        "--backend", choices=BACKENDS, default=None, help="Keras backend (default: $KERAS_BACKEND, else jax)"
+    )
+    parser.add_argument(
+        "--training-path",
+        choices=TRAINING_PATHS,
+        default=defaults.training_path,
+        help="auto: the fused JAX loop on jax (same weights as model.fit, faster), else model.fit (default %(default)s)",
+    )
+    parser.add_argument(
+        "--snapshot-every",
+        type=int,
+        default=defaults.snapshot_every,
+        metavar="N",
+        help="also keep the weights every N steps (default: epoch ends only)",
+    )
     parser.add_argument("--shuffle-labels", action="store_true", help="a control: train on the labels permuted once")
-    parser.add_argument("--no-step-stats", dest="step_stats", action="store_false",
-                        help="skip the per-step weight norms (snapshots are still kept); for measuring their cost")
+    parser.add_argument(
+        "--no-step-stats",
+        dest="step_stats",
+        action="store_false",
+        help="skip the per-step weight norms (snapshots are still kept); for measuring their cost",
+    )
     parser.add_argument("--data-dir", default=None, help="a directory holding the dataset's .npz or IDX files")
 
 
@@ -67,8 +97,12 @@ def build_parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="the tutorial's experiment: train, track every weight, explain what changed")
     _run_flags(run, defaults)
     run.add_argument("--out", default="runs", help="where run directories go (default %(default)s)")
-    run.add_argument("--resume", default=None, metavar="DIR",
-                     help="continue an interrupted run from its last epoch: its hidden runs/.incomplete-<id> directory (its own config is used)")
+    run.add_argument(
+        "--resume",
+        default=None,
+        metavar="DIR",
+        help="continue an interrupted run from its last epoch: its hidden runs/.incomplete-<id> directory (its own config is used)",
+    )
 
     prove = commands.add_parser("prove", help="the experiment against controls, over seeds, with a verdict")
     _run_flags(prove, defaults)
@@ -77,27 +111,66 @@ def build_parser() -> argparse.ArgumentParser:
 
     compare = commands.add_parser("compare", help="variants (e.g. --hidden 16 64) over the same seeds, side by side")
     _run_flags(compare, defaults, several_hidden=True)
-    compare.add_argument("--compare", default=None, metavar="FIELD=V1,V2", help="any config field as the compared axis, e.g. learning_rate=1e-3,3e-3")
+    compare.add_argument(
+        "--compare",
+        default=None,
+        metavar="FIELD=V1,V2",
+        help="any config field as the compared axis, e.g. learning_rate=1e-3,3e-3",
+    )
     compare.add_argument("--seeds", type=int, default=3, help="how many seeds, from --seed on (default %(default)s)")
     compare.add_argument("--out", default="comparisons", help="where comparison directories go (default %(default)s)")
 
-    sweep = commands.add_parser("sweep", help="a grid of configs × seeds in parallel, here (--workers) or on Ray (--executor ray)")
+    sweep = commands.add_parser(
+        "sweep", help="a grid of configs × seeds in parallel, here (--workers) or on Ray (--executor ray)"
+    )
     _common(sweep)
-    for flag, text in (("--hidden", "hidden units"), ("--epochs", "epochs"), ("--batch-size", "batch size"), ("--learning-rate", "learning rate"),
-                       ("--optimizer", "optimizer"), ("--dataset", "dataset")):
-        sweep.add_argument(flag, default=None, metavar="V[,V…]", help=f"{text}: one value, or a comma-separated list to sweep")
-    sweep.add_argument("--grid", action="append", default=[], metavar="FIELD=V1,V2", help="any config field as a grid axis (repeatable)")
-    sweep.add_argument("--grid-file", default=None, metavar="FILE.toml", help="seeds, [config] base values and [grid] lists in TOML")
+    for flag, text in (
+        ("--hidden", "hidden units"),
+        ("--epochs", "epochs"),
+        ("--batch-size", "batch size"),
+        ("--learning-rate", "learning rate"),
+        ("--optimizer", "optimizer"),
+        ("--dataset", "dataset"),
+    ):
+        sweep.add_argument(
+            flag, default=None, metavar="V[,V…]", help=f"{text}: one value, or a comma-separated list to sweep"
+        )
+    sweep.add_argument(
+        "--grid",
+        action="append",
+        default=[],
+        metavar="FIELD=V1,V2",
+        help="any config field as a grid axis (repeatable)",
+    )
+    sweep.add_argument(
+        "--grid-file", default=None, metavar="FILE.toml", help="seeds, [config] base values and [grid] lists in TOML"
+    )
     sweep.add_argument("--seed", type=int, default=defaults.seed, help="the first seed (default %(default)s)")
     sweep.add_argument("--seeds", type=int, default=None, help="seeds per grid point (default 2)")
-    sweep.add_argument("--backend", choices=BACKENDS, default=None, help="Keras backend (default: $KERAS_BACKEND, else jax)")
-    sweep.add_argument("--training-path", choices=TRAINING_PATHS, default=defaults.training_path, help="as for run (default %(default)s)")
+    sweep.add_argument(
+        "--backend", choices=BACKENDS, default=None, help="Keras backend (default: $KERAS_BACKEND, else jax)"
+    )
+    sweep.add_argument(
+        "--training-path",
+        choices=TRAINING_PATHS,
+        default=defaults.training_path,
+        help="as for run (default %(default)s)",
+    )
     sweep.add_argument("--data-dir", default=None, help="a directory holding the dataset's .npz or IDX files")
     sweep.add_argument("--workers", type=int, default=None, help="local worker processes (default: one per core)")
-    sweep.add_argument("--executor", choices=("local", "ray"), default="local", help="run cells here, or as Ray tasks (default %(default)s)")
+    sweep.add_argument(
+        "--executor",
+        choices=("local", "ray"),
+        default="local",
+        help="run cells here, or as Ray tasks (default %(default)s)",
+    )
     sweep.add_argument("--address", default=None, help="the Ray cluster to join (default: start a local one)")
     sweep.add_argument("--out", default="sweeps", help="where sweep directories go (default %(default)s)")
-    sweep.add_argument("--name", default=None, help="the sweep's directory name (default: derived from the grid, so a rerun resumes it)")
+    sweep.add_argument(
+        "--name",
+        default=None,
+        help="the sweep's directory name (default: derived from the grid, so a rerun resumes it)",
+    )
 
     report = commands.add_parser("report", help="(re)render report.html of a run, proof, comparison or sweep directory")
     _common(report)
@@ -105,19 +178,25 @@ def build_parser() -> argparse.ArgumentParser:
 
     export = commands.add_parser("export", help="export a run for other tools")
     export_commands = export.add_subparsers(dest="export_format", required=True, parser_class=_Parser, metavar="FORMAT")
-    tensorboard = export_commands.add_parser("tensorboard", help="TensorBoard event files: scalars, and weight histograms per snapshot")
+    tensorboard = export_commands.add_parser(
+        "tensorboard", help="TensorBoard event files: scalars, and weight histograms per snapshot"
+    )
     _common(tensorboard)
     tensorboard.add_argument("directory", help="a run directory")
     tensorboard.add_argument("--out", default=None, help="where the event files go (default: RUN_DIR/tensorboard)")
 
     data = commands.add_parser("data", help="fetch, verify and describe datasets")
     data_commands = data.add_subparsers(dest="data_command", required=True, parser_class=_Parser, metavar="ACTION")
-    for name, text in (("fetch", "get a dataset from the first source that has it, verify it and cache it"),
-                       ("verify", "check the cached copy against the carried SHA-256 digests"),
-                       ("info", "what weightlab knows about a dataset and whether it is cached")):
+    for name, text in (
+        ("fetch", "get a dataset from the first source that has it, verify it and cache it"),
+        ("verify", "check the cached copy against the carried SHA-256 digests"),
+        ("info", "what weightlab knows about a dataset and whether it is cached"),
+    ):
         action = data_commands.add_parser(name, help=text)
         _common(action)
-        action.add_argument("dataset", nargs="?", default=None if name == "info" else "mnist", help="dataset name (default: mnist)")
+        action.add_argument(
+            "dataset", nargs="?", default=None if name == "info" else "mnist", help="dataset name (default: mnist)"
+        )
         if name != "info":
             action.add_argument("--data-dir", default=None, help="a directory holding the dataset's .npz or IDX files")
     return parser
@@ -143,13 +222,24 @@ def main(argv: list[str] | None = None) -> int:
         print_error(f"{error.strerror or error}{where}; fix that and rerun (--debug shows where it happened)")
         return EXIT_USAGE
     except KeyboardInterrupt:
-        print("weightlab: interrupted; finished runs are kept; an unfinished run that completed an epoch is kept hidden "
-              "as runs/.incomplete-<id>: continue it with `weightlab run --resume runs/.incomplete-<id>`", file=sys.stderr)
+        print(
+            "weightlab: interrupted; finished runs are kept; an unfinished run that completed an epoch is kept hidden "
+            "as runs/.incomplete-<id>: continue it with `weightlab run --resume runs/.incomplete-<id>`",
+            file=sys.stderr,
+        )
         return EXIT_INTERRUPTED
 
 
 def _dispatch(args) -> int:
-    return {"run": _run, "prove": _prove, "compare": _compare, "sweep": _sweep, "report": _report, "export": _export, "data": _data}[args.command](args)
+    return {
+        "run": _run,
+        "prove": _prove,
+        "compare": _compare,
+        "sweep": _sweep,
+        "report": _report,
+        "export": _export,
+        "data": _data,
+    }[args.command](args)
 
 
 def _run(args) -> int:
@@ -166,8 +256,10 @@ def _run(args) -> int:
         terminal.print_run(result.summary, result.path)
     if result.summary["status"] == "diverged":
         d = result.summary["diverged"]
-        terminal.print_error(f"training diverged at step {d['step']} (loss {d['loss']}); the run up to step {d['kept_steps']} is saved in {result.path}: "
-                             "pass a smaller --learning-rate")
+        terminal.print_error(
+            f"training diverged at step {d['step']} (loss {d['loss']}); the run up to step {d['kept_steps']} is saved in {result.path}: "
+            "pass a smaller --learning-rate"
+        )
         return 1
     return 0
 
@@ -198,8 +290,15 @@ def _compare(args) -> int:
     if len(values) < 2:
         raise ConfigError(f"compare needs at least two values of {axis}, got {values}")
     with terminal.stage_progress(show=not args.json) as hook:
-        comparison = compare(_config(args, leave_out=("hidden",)), axis=axis, values=values, seeds=args.seeds,
-                             out=args.out, data_dir=args.data_dir, progress=hook)
+        comparison = compare(
+            _config(args, leave_out=("hidden",)),
+            axis=axis,
+            values=values,
+            seeds=args.seeds,
+            out=args.out,
+            data_dir=args.data_dir,
+            progress=hook,
+        )
     if args.json:
         print(dumps(comparison.result))
     else:
@@ -224,7 +323,9 @@ def _sweep_spec(args) -> tuple[RunConfig, dict, int]:
         seeds = spec.get("seeds", seeds)
         base_values.update(spec.get("config", {}))
         for field, values in spec.get("grid", {}).items():
-            grid[field] = parse_axis(f"{field}={','.join(map(str, values))}")[1] if isinstance(values, list) else [values]
+            grid[field] = (
+                parse_axis(f"{field}={','.join(map(str, values))}")[1] if isinstance(values, list) else [values]
+            )
     for field in ("hidden", "epochs", "batch_size", "learning_rate", "optimizer", "dataset"):
         text = getattr(args, field)
         if text is not None:
@@ -237,7 +338,9 @@ def _sweep_spec(args) -> tuple[RunConfig, dict, int]:
     for spec in args.grid:
         name, values = parse_axis(spec)
         grid[name] = values
-    base_values.update(seed=args.seed, backend=args.backend or base_values.get("backend"), training_path=args.training_path)
+    base_values.update(
+        seed=args.seed, backend=args.backend or base_values.get("backend"), training_path=args.training_path
+    )
     if not grid:
         raise ConfigError("the sweep has no grid: give a flag a list (--hidden 16,64) or pass --grid FIELD=V1,V2")
     return RunConfig.from_dict(base_values), grid, args.seeds or seeds
@@ -250,8 +353,18 @@ def _sweep(args) -> int:
 
     base, grid, seeds = _sweep_spec(args)
     with terminal.stage_progress(show=not args.json) as hook:
-        result = sweep(base, grid=grid, seeds=seeds, out=args.out, name=args.name, workers=args.workers, executor=args.executor,
-                       address=args.address, data_dir=args.data_dir, progress=hook)
+        result = sweep(
+            base,
+            grid=grid,
+            seeds=seeds,
+            out=args.out,
+            name=args.name,
+            workers=args.workers,
+            executor=args.executor,
+            address=args.address,
+            data_dir=args.data_dir,
+            progress=hook,
+        )
     if args.json:
         print(dumps(result.result))
     else:
@@ -273,7 +386,11 @@ def _export(args) -> int:
 
     stored = read_run(args.directory)
     logdir = export(stored, args.out or stored.path / "tensorboard")
-    print(json.dumps({"logdir": str(logdir)}) if args.json else f"TensorBoard events written to {logdir}; view with: tensorboard --logdir {logdir}")
+    print(
+        json.dumps({"logdir": str(logdir)})
+        if args.json
+        else f"TensorBoard events written to {logdir}; view with: tensorboard --logdir {logdir}"
+    )
     return 0
 
 
@@ -291,13 +408,30 @@ def _data(args) -> int:
                 if not info["verified_by_sha256"]:
                     state = "generated on demand, never cached"
                 else:
-                    state = f"cached at {info['cache']} ({info['cache_bytes'] / 1e6:.1f} MB)" if info["cached"] else "not cached"
-                terminal.console.print(f"[bold]{info['name']}[/]: {info['description']}; sources: {', '.join(info['sources'])}; {state}")
+                    state = (
+                        f"cached at {info['cache']} ({info['cache_bytes'] / 1e6:.1f} MB)"
+                        if info["cached"]
+                        else "not cached"
+                    )
+                terminal.console.print(
+                    f"[bold]{info['name']}[/]: {info['description']}; sources: {', '.join(info['sources'])}; {state}"
+                )
         return 0
     dataset = data.load(args.dataset, data_dir=args.data_dir, use_remote=args.data_command == "fetch")
     if args.json:
-        print(dumps({"name": dataset.name, "source": dataset.source, "seconds": dataset.seconds, "verified": dataset.verified,
-                     "cache": str(data.cache_path(dataset.name)), "train": len(dataset.x_train), "test": len(dataset.x_test)}))
+        print(
+            dumps(
+                {
+                    "name": dataset.name,
+                    "source": dataset.source,
+                    "seconds": dataset.seconds,
+                    "verified": dataset.verified,
+                    "cache": str(data.cache_path(dataset.name)),
+                    "train": len(dataset.x_train),
+                    "test": len(dataset.x_test),
+                }
+            )
+        )
     else:
         terminal.print_dataset(dataset, data.cache_path(dataset.name))
     return 0

@@ -50,13 +50,11 @@ class RunConfig:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> "RunConfig":
+    def from_dict(cls, values: dict[str, Any]) -> RunConfig:
         known = {field.name for field in dataclasses.fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
-            raise ConfigError(
-                f"unknown config field(s) {', '.join(unknown)}; known fields: {', '.join(sorted(known))}"
-            )
+            raise ConfigError(f"unknown config field(s) {', '.join(unknown)}; known fields: {', '.join(sorted(known))}")
         return cls(**values)
 
     def fit_samples(self, samples: int) -> int:
@@ -64,9 +62,9 @@ class RunConfig:
         ``floor(samples · (1 − validation_split))`` and validates on the rest, before any shuffling.
         (Its own float expression: ``samples − int(samples · validation_split)`` differs from it for
         many sizes, e.g. 2,999 samples at 0.99 give 29 against 30.)"""
-        return int(math.floor(samples * (1.0 - self.validation_split)))
+        return math.floor(samples * (1.0 - self.validation_split))
 
-    def resolved(self) -> "RunConfig":
+    def resolved(self) -> RunConfig:
         """This config with the backend made concrete, as it is recorded in a run."""
         return dataclasses.replace(self, backend=resolve_backend(self.backend))
 
@@ -82,7 +80,9 @@ def resolve_backend(requested: str | None) -> str:
 def require_int(name: str, value: Any, minimum: int, flag: str) -> None:
     """Raise ConfigError unless ``value`` is an integer (not a bool) of at least ``minimum``."""
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ConfigError(f"{name} must be an integer >= {minimum}, got {value!r}: pass {flag} {max(minimum, 1)} or more")
+        raise ConfigError(
+            f"{name} must be an integer >= {minimum}, got {value!r}: pass {flag} {max(minimum, 1)} or more"
+        )
 
 
 def validate(config: RunConfig) -> None:
@@ -99,7 +99,9 @@ def validate(config: RunConfig) -> None:
     require_int("snapshot_every", config.snapshot_every, 0, "--snapshot-every")
     rate = config.learning_rate
     if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not math.isfinite(rate) or rate <= 0:
-        raise ConfigError(f"learning_rate must be a positive finite number, got {rate!r}: pass e.g. --learning-rate 1e-3")
+        raise ConfigError(
+            f"learning_rate must be a positive finite number, got {rate!r}: pass e.g. --learning-rate 1e-3"
+        )
     if config.optimizer not in OPTIMIZERS:
         raise ConfigError(f"unknown optimizer {config.optimizer!r}: choose one of {', '.join(OPTIMIZERS)}")
     split = config.validation_split
@@ -111,6 +113,8 @@ def validate(config: RunConfig) -> None:
     if config.training_path not in TRAINING_PATHS:
         raise ConfigError(f"unknown training path {config.training_path!r}: choose one of {', '.join(TRAINING_PATHS)}")
     if config.training_path == "fused-jax" and config.backend not in (None, "jax"):
-        raise ConfigError(f"the fused-jax training path runs on the jax backend only, not {config.backend}; pass --backend jax or --training-path auto")
+        raise ConfigError(
+            f"the fused-jax training path runs on the jax backend only, not {config.backend}; pass --backend jax or --training-path auto"
+        )
     if config.backend is not None and config.backend not in BACKENDS:
         raise ConfigError(f"unknown backend {config.backend!r}: choose one of {', '.join(BACKENDS)}")

@@ -83,14 +83,16 @@ class RunWriter:
             if not adopt:
                 self.temp.mkdir()
         except OSError as error:
-            raise RunDirError(f"cannot create a directory in {self.out} ({error.strerror}); pass a writable --out") from error
+            raise RunDirError(
+                f"cannot create a directory in {self.out} ({error.strerror}); pass a writable --out"
+            ) from error
         self.path = self.out / run_id
         if self.path.exists():
             if not adopt:  # an adopted directory is an interrupted run: never the writer's to remove
                 shutil.rmtree(self.temp, ignore_errors=True)
             raise RunDirError(f"{self.path} already exists; it is never overwritten: pass another --out or remove it")
 
-    def __enter__(self) -> "RunWriter":
+    def __enter__(self) -> RunWriter:
         return self
 
     def __exit__(self, kind, error, traceback) -> None:
@@ -104,9 +106,13 @@ class RunWriter:
         if os_error:
             reason = error.strerror or str(error)
             if resumable:
-                raise RunDirError(f"could not write {self.path} ({reason}); the run up to its last finished epoch is kept in {self.temp}: "
-                                  f"free space and continue it with `weightlab run --resume {self.temp}`") from error
-            raise RunDirError(f"could not write {self.path} ({reason}); nothing of it was kept: free space or pick another --out and rerun") from error
+                raise RunDirError(
+                    f"could not write {self.path} ({reason}); the run up to its last finished epoch is kept in {self.temp}: "
+                    f"free space and continue it with `weightlab run --resume {self.temp}`"
+                ) from error
+            raise RunDirError(
+                f"could not write {self.path} ({reason}); nothing of it was kept: free space or pick another --out and rerun"
+            ) from error
 
     def write_json(self, name: str, value) -> None:
         (self.temp / name).write_text(dumps(value) + "\n")
@@ -160,7 +166,8 @@ class RunWriter:
             "path": np.asarray(saved["path"]),  # the training path that wrote it, and must continue it
             "epochs_done": np.asarray(saved["epochs_done"]),
             "orders": np.stack(orders),
-            "losses": saved["losses"], "norms": saved["norms"],
+            "losses": saved["losses"],
+            "norms": saved["norms"],
             "snapshot_steps": np.asarray(saved["snapshot_steps"]),
             "epoch_seconds": np.asarray(saved["epoch_seconds"]),
             "history": np.asarray(json.dumps(saved["history"])),
@@ -197,20 +204,26 @@ def read_checkpoint(directory: Path) -> tuple[dict, list[np.ndarray]]:
                 count = sum(1 for name in files if name.startswith(prefix))
                 return [archive[f"{prefix}{i}"] for i in range(count)]
 
-            snapshots = []
+            snapshots: list[list[np.ndarray]] = []
             while f"snapshot_{len(snapshots)}_0" in files:
                 snapshots.append(leaves(f"snapshot_{len(snapshots)}_"))
             saved = {
                 "path": str(archive["path"]),
                 "epochs_done": int(archive["epochs_done"]),
                 "state": tuple(leaves(f"state_{group}_") for group in range(3)),
-                "losses": archive["losses"], "corrects": archive["corrects"] if "corrects" in files else None, "norms": archive["norms"],
-                "snapshots": snapshots, "snapshot_steps": archive["snapshot_steps"].tolist(),
-                "epoch_seconds": archive["epoch_seconds"].tolist(), "history": json.loads(str(archive["history"])),
+                "losses": archive["losses"],
+                "corrects": archive["corrects"] if "corrects" in files else None,
+                "norms": archive["norms"],
+                "snapshots": snapshots,
+                "snapshot_steps": archive["snapshot_steps"].tolist(),
+                "epoch_seconds": archive["epoch_seconds"].tolist(),
+                "history": json.loads(str(archive["history"])),
             }
             return saved, list(archive["orders"])
     except (OSError, KeyError, ValueError, zipfile.BadZipFile) as error:
-        raise RunDirError(f"{directory} holds no usable checkpoint ({error}); it cannot be resumed: start the run again") from error
+        raise RunDirError(
+            f"{directory} holds no usable checkpoint ({error}); it cannot be resumed: start the run again"
+        ) from error
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -231,7 +244,9 @@ class Run:
         try:
             yield self.path / name
         except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile) as error:
-            raise RunDirError(f"{self.path / name} is missing or damaged ({type(error).__name__}: {str(error)[:120]}); rerun the experiment") from error
+            raise RunDirError(
+                f"{self.path / name} is missing or damaged ({type(error).__name__}: {str(error)[:120]}); rerun the experiment"
+            ) from error
 
     def history(self) -> dict[str, list[float]]:
         with self._reading("history.csv") as path, open(path, newline="") as handle:
@@ -253,7 +268,9 @@ class Run:
 
         with self._reading("snapshots.h5") as path, h5py.File(path, "r") as h5:
             weights: dict[str, np.ndarray] = {}
-            h5["weights"].visititems(lambda name, node: weights.__setitem__(name, node[()]) if isinstance(node, h5py.Dataset) else None)
+            h5["weights"].visititems(
+                lambda name, node: weights.__setitem__(name, node[()]) if isinstance(node, h5py.Dataset) else None
+            )
             # HDF5 lists groups alphabetically; the model's order is the summary's.
             order = [layer["name"] for layer in self.summary["layers"]]
             return h5["steps"][()], h5["epochs"][()], {name: weights[name] for name in sorted(weights, key=order.index)}
@@ -266,7 +283,9 @@ class Run:
         def loss(value):
             return "—" if value is None else f"{value:.3f}"
 
-        status = "" if s["status"] == "complete" else f" · <b>{html.escape(s['status'])}</b> at step {s['diverged']['step']}"
+        status = (
+            "" if s["status"] == "complete" else f" · <b>{html.escape(s['status'])}</b> at step {s['diverged']['step']}"
+        )
         return (
             f"<b>weightlab run</b> <code>{html.escape(str(self.path))}</code>{status}<br>"
             f"{html.escape(s['dataset'])} · {html.escape(s['backend'])} · hidden {s['config']['hidden']} · seed {s['config']['seed']}<br>"
@@ -280,12 +299,16 @@ def read_run(path: str | os.PathLike) -> Run:
     path = Path(path)
     summary_file = path / "summary.json"
     if not path.is_dir() or not summary_file.is_file():
-        raise RunDirError(f"{path} is not a weightlab run directory (no summary.json); pass a directory made by `weightlab run`")
+        raise RunDirError(
+            f"{path} is not a weightlab run directory (no summary.json); pass a directory made by `weightlab run`"
+        )
     try:
         summary = json.loads(summary_file.read_text())
     except (OSError, json.JSONDecodeError) as error:
         raise RunDirError(f"{summary_file} is unreadable ({error}); the run is damaged: rerun it") from error
     version = summary.get("format_version", 0)
     if version > FORMAT_VERSION:
-        raise RunDirError(f"{path} was written by a newer weightlab (format {version} > {FORMAT_VERSION}); upgrade weightlab to read it")
+        raise RunDirError(
+            f"{path} was written by a newer weightlab (format {version} > {FORMAT_VERSION}); upgrade weightlab to read it"
+        )
     return Run(path=path, config=RunConfig.from_dict(summary["config"]), summary=summary)

@@ -24,7 +24,12 @@ def epochs_to_reach(accuracies: Sequence[float], threshold: float) -> int | None
 def reach_summary(epochs: Sequence[int | None]) -> dict:
     """How many runs reached a threshold, and the statistics of when (over those that did)."""
     reached = [e for e in epochs if e is not None]
-    return {"values": list(epochs), "reached": len(reached), "of": len(epochs), **({"epochs": stats.describe(reached)} if reached else {})}
+    return {
+        "values": list(epochs),
+        "reached": len(reached),
+        "of": len(epochs),
+        **({"epochs": stats.describe(reached)} if reached else {}),
+    }
 
 
 def variant_summary(summaries: Sequence[dict], thresholds: Sequence[float] = (0.9, 0.95)) -> dict:
@@ -35,14 +40,20 @@ def variant_summary(summaries: Sequence[dict], thresholds: Sequence[float] = (0.
         result[f"epochs_to_val_accuracy_{round(threshold * 100)}"] = reach_summary(epochs)
     names = [layer["name"] for layer in summaries[0]["layers"]]
     result["layers"] = {
-        name: {metric: stats.describe([_layer(s, name)[metric] for s in summaries if _layer(s, name)[metric] is not None]) for metric in LAYER_METRICS}
+        name: {
+            metric: stats.describe([_layer(s, name)[metric] for s in summaries if _layer(s, name)[metric] is not None])
+            for metric in LAYER_METRICS
+        }
         for name in names
     }
     # Per epoch, the mean over the runs that reached it (a diverged run stops early).
     keys = dict.fromkeys(key for s in summaries for key in s["history"])
     longest = max((len(values) for s in summaries for values in s["history"].values()), default=0)
     result["history_mean"] = {
-        key: [stats.describe([s["history"][key][e] for s in summaries if len(s["history"].get(key, [])) > e])["mean"] for e in range(longest)]
+        key: [
+            stats.describe([s["history"][key][e] for s in summaries if len(s["history"].get(key, [])) > e])["mean"]
+            for e in range(longest)
+        ]
         for key in keys
     }
     return result

@@ -41,7 +41,7 @@ def layers_of(weights: Weights) -> list[str]:
 
 def row_change_map(w0_kernel: np.ndarray, w1_kernel: np.ndarray, image_shape=(28, 28)) -> np.ndarray:
     """‖ΔW[i, :]‖ for each input i of a first-layer kernel (inputs, units), laid out as the image."""
-    change = (w1_kernel.astype(np.float64) - w0_kernel.astype(np.float64))
+    change = w1_kernel.astype(np.float64) - w0_kernel.astype(np.float64)
     return np.sqrt(np.sum(change * change, axis=1)).reshape(image_shape)
 
 
@@ -53,6 +53,7 @@ def rises(values) -> list[int]:
 
 def rank_correlation(a, b) -> float:
     """Spearman's ρ: the Pearson correlation of the ranks (ties get their mean rank)."""
+
     def ranks(x):
         x = np.asarray(x, dtype=np.float64).ravel()
         order = np.argsort(x, kind="mergesort")

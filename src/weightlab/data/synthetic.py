@@ -35,7 +35,9 @@ def generate(n_train: int = 2400, n_test: int = 600, seed: int = 20261124) -> di
         labels = rng.integers(0, 10, size=count).astype(np.uint8)
         shifts = rng.integers(-_MAX_SHIFT, _MAX_SHIFT + 1, size=(count, 2))
         brightness = rng.uniform(0.5, 1.0, size=(count, 1, 1)).astype(np.float32)
-        images = np.stack([np.roll(templates[label], tuple(shift), axis=(0, 1)) for label, shift in zip(labels, shifts)])
+        images = np.stack(
+            [np.roll(templates[label], tuple(shift), axis=(0, 1)) for label, shift in zip(labels, shifts)]
+        )
         noise = rng.uniform(0.7, 1.0, size=images.shape).astype(np.float32)
         return np.round(255 * images * brightness * noise).astype(np.uint8), labels
 

@@ -48,7 +48,9 @@ def parse_axis(spec: str) -> tuple[str, list]:
         text = text.strip()
         try:
             if kind is bool:
-                values.append({"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}[text.lower()])
+                values.append(
+                    {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}[text.lower()]
+                )
             elif kind is int:
                 values.append(int(text))
             elif kind is float:
@@ -56,14 +58,26 @@ def parse_axis(spec: str) -> tuple[str, list]:
             else:
                 values.append(text)
         except (ValueError, KeyError) as error:
-            raise ConfigError(f"--compare {field}: {text!r} is not a valid {getattr(kind, '__name__', kind)}") from error
+            raise ConfigError(
+                f"--compare {field}: {text!r} is not a valid {getattr(kind, '__name__', kind)}"
+            ) from error
     if len(set(values)) != len(values):
         raise ConfigError(f"--compare {field} lists a value twice: {raw}")
     return field, values
 
 
-def compare(config: RunConfig | None = None, *, axis: str = "hidden", values: list | None = None, seeds: int = 3,
-            out: str | Path = "comparisons", data_dir=None, progress=None, report: bool = True, **overrides) -> Comparison:
+def compare(
+    config: RunConfig | None = None,
+    *,
+    axis: str = "hidden",
+    values: list | None = None,
+    seeds: int = 3,
+    out: str | Path = "comparisons",
+    data_dir=None,
+    progress=None,
+    report: bool = True,
+    **overrides,
+) -> Comparison:
     """Every value of ``axis`` over the same ``seeds`` seeds; statistics per variant and paired differences."""
     require_int("seeds", seeds, 1, "--seeds")
     base = dataclasses.replace(config or RunConfig(), **overrides).resolved()
@@ -76,8 +90,14 @@ def compare(config: RunConfig | None = None, *, axis: str = "hidden", values: li
         if progress:
             progress(0, len(values), f"training {len(values)} variants × {seeds} seeds (each variant's seeds together)")
         # Each variant's seeds share an architecture and train in one program (run_many groups them).
-        stored = run_many([dataclasses.replace(variant, seed=seed) for variant in variants for seed in seed_list], out=writer.temp / "runs", data_dir=data_dir)
-        summaries = {index: [r.summary for r in stored[index * seeds : (index + 1) * seeds]] for index in range(len(values))}
+        stored = run_many(
+            [dataclasses.replace(variant, seed=seed) for variant in variants for seed in seed_list],
+            out=writer.temp / "runs",
+            data_dir=data_dir,
+        )
+        summaries = {
+            index: [r.summary for r in stored[index * seeds : (index + 1) * seeds]] for index in range(len(values))
+        }
         result = summarise(base, axis, values, seed_list, summaries)
         writer.write_json("comparison.json", result)
         if report:
@@ -92,20 +112,36 @@ def summarise(base: RunConfig, axis: str, values: list, seeds: list[int], summar
     variants = []
     for index, value in enumerate(values):
         runs = summaries[index]
-        variants.append({
-            "value": value,
-            "parameters": parameter_count(dataclasses.replace(base, **{axis: value})),
-            "runs": [s["run_id"] for s in runs],
-            **aggregate.variant_summary(runs),
-        })
+        variants.append(
+            {
+                "value": value,
+                "parameters": parameter_count(dataclasses.replace(base, **{axis: value})),
+                "runs": [s["run_id"] for s in runs],
+                **aggregate.variant_summary(runs),
+            }
+        )
     differences = []
     for i, j in itertools.combinations(range(len(values)), 2):
         a, b = (j, i)  # later minus earlier: "64 − 16"
-        differences.append({
-            "a": values[a], "b": values[b],
-            **{key: aggregate.paired_difference(summaries[a], summaries[b], key) for key in ("test_accuracy_after", "test_loss_after", "train_seconds")},
-        })
-    result = {"format_version": FORMAT_VERSION, "axis": axis, "values": values, "seeds": seeds, "config": base.to_dict(), "variants": variants, "differences": differences}
+        differences.append(
+            {
+                "a": values[a],
+                "b": values[b],
+                **{
+                    key: aggregate.paired_difference(summaries[a], summaries[b], key)
+                    for key in ("test_accuracy_after", "test_loss_after", "train_seconds")
+                },
+            }
+        )
+    result = {
+        "format_version": FORMAT_VERSION,
+        "axis": axis,
+        "values": values,
+        "seeds": seeds,
+        "config": base.to_dict(),
+        "variants": variants,
+        "differences": differences,
+    }
     result["statements"] = [statement(axis, difference) for difference in differences]
     return result
 

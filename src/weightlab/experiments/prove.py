@@ -35,7 +35,16 @@ class Proof:
     result: dict  # the contents of proof.json
 
 
-def prove(config: RunConfig | None = None, *, seeds: int = 3, out: str | Path = "proofs", data_dir=None, progress=None, report: bool = True, **overrides) -> Proof:
+def prove(
+    config: RunConfig | None = None,
+    *,
+    seeds: int = 3,
+    out: str | Path = "proofs",
+    data_dir=None,
+    progress=None,
+    report: bool = True,
+    **overrides,
+) -> Proof:
     """Run the experiment and its controls over ``seeds`` seeds (config.seed, config.seed + 1, …)."""
     require_int("seeds", seeds, 1, "--seeds")
     config = dataclasses.replace(config or RunConfig(), **overrides).resolved()
@@ -43,7 +52,9 @@ def prove(config: RunConfig | None = None, *, seeds: int = 3, out: str | Path = 
     from weightlab.train.keras_fit import evaluate, to_inputs
     from weightlab.train.tracker import variable_names
 
-    proof_id = f"{datetime.datetime.now():%Y%m%d-%H%M%S}-{config.dataset}-h{config.hidden}-{seeds}seeds-{secrets.token_hex(2)}"
+    proof_id = (
+        f"{datetime.datetime.now():%Y%m%d-%H%M%S}-{config.dataset}-h{config.hidden}-{seeds}seeds-{secrets.token_hex(2)}"
+    )
     with RunWriter(out, proof_id) as writer:
         dataset = data.load(config.dataset, data_dir=data_dir)
         x_test = to_inputs(dataset.x_test)
@@ -59,8 +70,16 @@ def prove(config: RunConfig | None = None, *, seeds: int = 3, out: str | Path = 
         if progress:
             progress(0, seeds, f"training {2 * seeds} runs together ({seeds} seeds, trained and on shuffled labels)")
         # Every seed's run and its shuffled-labels control differ only in seed and labels: one program trains them all.
-        stored = run_many([dataclasses.replace(config, seed=seed, shuffle_labels=shuffled) for seed in seed_list for shuffled in (False, True)],
-                          out=writer.temp / "runs", data_dir=data_dir, datasets={config.dataset: dataset})
+        stored = run_many(
+            [
+                dataclasses.replace(config, seed=seed, shuffle_labels=shuffled)
+                for seed in seed_list
+                for shuffled in (False, True)
+            ],
+            out=writer.temp / "runs",
+            data_dir=data_dir,
+            datasets={config.dataset: dataset},
+        )
         seed_results = []
         for index, seed in enumerate(seed_list):
             if progress:
@@ -110,9 +129,15 @@ def measure_seed(seed: int, trained, shuffled, test_set, rng: np.random.Generato
             "train_accuracy_after": shuffled.summary["history"]["accuracy"][-1],
             "distance": _total_distance(s0, s1),
         },
-        "random_step": {"test_accuracy": random_accuracy, "test_loss": random_loss, "distance": _total_distance(w0, w1)},
+        "random_step": {
+            "test_accuracy": random_accuracy,
+            "test_loss": random_loss,
+            "distance": _total_distance(w0, w1),
+        },
         "line": {"test_loss": [loss for loss, _ in line], "test_accuracy": [accuracy for _, accuracy in line]},
-        "undo_layer": {layer: {"test_loss": loss, "test_accuracy": accuracy} for layer, (loss, accuracy) in undone.items()},
+        "undo_layer": {
+            layer: {"test_loss": loss, "test_accuracy": accuracy} for layer, (loss, accuracy) in undone.items()
+        },
         "pixel_change": controls.row_change_map(w0[first_kernel], w1[first_kernel]),
         "frozen_inputs": trained.summary["frozen_inputs"],
     }
@@ -120,6 +145,7 @@ def measure_seed(seed: int, trained, shuffled, test_set, rng: np.random.Generato
 
 def summarise(config: RunConfig, seeds: list[dict], activity: np.ndarray) -> dict:
     """proof.json: per-seed values, their statistics, the tests against the trained result, the verdict."""
+
     def column(*keys):
         values = []
         for seed in seeds:
@@ -136,8 +162,14 @@ def summarise(config: RunConfig, seeds: list[dict], activity: np.ndarray) -> dic
         return {
             "test_accuracy": stats.describe(accuracies),
             "test_loss": stats.describe(losses),
-            "accuracy_vs_trained": {**stats.welch_t_test(trained_accuracy, accuracies), "hedges_g": stats.hedges_g(trained_accuracy, accuracies)},
-            "loss_vs_trained": {**stats.welch_t_test(trained_loss, losses), "hedges_g": stats.hedges_g(trained_loss, losses)},
+            "accuracy_vs_trained": {
+                **stats.welch_t_test(trained_accuracy, accuracies),
+                "hedges_g": stats.hedges_g(trained_accuracy, accuracies),
+            },
+            "loss_vs_trained": {
+                **stats.welch_t_test(trained_loss, losses),
+                "hedges_g": stats.hedges_g(trained_loss, losses),
+            },
             **extra,
         }
 
@@ -160,14 +192,26 @@ def summarise(config: RunConfig, seeds: list[dict], activity: np.ndarray) -> dic
             "distance": stats.describe(column("trained", "distance")),
         },
         "controls": {
-            "initial_weights": control(column("trained", "test_accuracy_before"), column("trained", "test_loss_before")),
+            "initial_weights": control(
+                column("trained", "test_accuracy_before"), column("trained", "test_loss_before")
+            ),
             "shuffled_labels": control(
-                column("shuffled_labels", "test_accuracy_after"), column("shuffled_labels", "test_loss_after"),
+                column("shuffled_labels", "test_accuracy_after"),
+                column("shuffled_labels", "test_loss_after"),
                 distance=stats.describe(column("shuffled_labels", "distance")),
                 train_accuracy=stats.describe(column("shuffled_labels", "train_accuracy_after")),
             ),
-            "random_step": control(column("random_step", "test_accuracy"), column("random_step", "test_loss"), distance=stats.describe(column("random_step", "distance"))),
-            **{f"undo_{layer}": control(column("undo_layer", layer, "test_accuracy"), column("undo_layer", layer, "test_loss")) for layer in layers},
+            "random_step": control(
+                column("random_step", "test_accuracy"),
+                column("random_step", "test_loss"),
+                distance=stats.describe(column("random_step", "distance")),
+            ),
+            **{
+                f"undo_{layer}": control(
+                    column("undo_layer", layer, "test_accuracy"), column("undo_layer", layer, "test_loss")
+                )
+                for layer in layers
+            },
         },
         "line": {
             "alphas": list(ALPHAS),
@@ -206,9 +250,11 @@ def verdict(result: dict) -> dict:
     shuffled, random = checks["shuffled_labels"], checks["random_step"]
     sentences = [
         f"Training took test accuracy from {_interval(trained['test_accuracy_before'])} to {_interval(trained['test_accuracy_after'])} "
-        f"over {n} seed{'s' if n != 1 else ''}, and test loss from {trained['test_loss_before']['mean']:.3f} to {trained['test_loss_after']['mean']:.3f}.",
+        f"over {n} seed{'s' if n != 1 else ''}, and test loss from "
+        f"{trained['test_loss_before']['mean']:.3f} to {trained['test_loss_after']['mean']:.3f}.",
         f"The same training on shuffled labels moved the weights {shuffled['distance']['mean'] / trained['distance']['mean']:.2f}× as far "
-        f"(‖W_T − W_0‖ {shuffled['distance']['mean']:.1f} against {trained['distance']['mean']:.1f}) yet reached {_interval(shuffled['test_accuracy'])} "
+        f"(‖W_T − W_0‖ {shuffled['distance']['mean']:.1f} against "
+        f"{trained['distance']['mean']:.1f}) yet reached {_interval(shuffled['test_accuracy'])} "
         f"on the test set: moving is not improving; the objective chooses the direction.",
         f"A random step of exactly the trained length from the same initial weights gives {_interval(random['test_accuracy'])} "
         f"(test loss {random['test_loss']['mean']:.3f}): the trained direction is special, not its length.",
@@ -217,17 +263,31 @@ def verdict(result: dict) -> dict:
     one = line["alphas"].index(1.0)
     start, end = line["test_loss_mean"][0], line["test_loss_mean"][one]
     if not line["rises_before_1"]:
-        sentences.append(f"Along the straight line from the initial to the trained weights the test loss falls monotonically, from {start:.3f} to {end:.3f}.")
+        sentences.append(
+            f"Along the straight line from the initial to the trained weights the test loss falls monotonically, from {start:.3f} to {end:.3f}."
+        )
     else:
         where = ", ".join(f"α = {alpha}" for alpha in line["rises_before_1"])
-        sentences.append(f"Along the straight line from the initial to the trained weights the test loss falls from {start:.3f} to {end:.3f}, but rises at {where}.")
-    undo = [f"resetting {name.removeprefix('undo_')} to its initial weights leaves {_interval(summary['test_accuracy'])}" for name, summary in checks.items() if name.startswith("undo_")]
+        sentences.append(
+            "Along the straight line from the initial to the trained weights the "
+            f"test loss falls from {start:.3f} to {end:.3f}, but rises at {where}."
+        )
+    undo = [
+        f"resetting {name.removeprefix('undo_')} to its initial weights leaves {_interval(summary['test_accuracy'])}"
+        for name, summary in checks.items()
+        if name.startswith("undo_")
+    ]
     sentences.append("Undoing one layer at a time: " + "; ".join(undo) + ".")
     where = result["where"]
     sentences.append(
-        f"Where the change lands: the first layer's change per pixel follows how often the pixel is lit (Spearman ρ = {where['change_activity_rank_correlation']:.2f}); "
+        "Where the change lands: the first layer's change per pixel follows how often the "
+        f"pixel is lit (Spearman ρ = {where['change_activity_rank_correlation']:.2f}); "
         f"the {where['never_active_inputs']} pixels that are black in every training image "
-        + ("did not move at all." if all(f["never_active_rows_unchanged"] for f in where["frozen_inputs"]) else "moved in some seed, which should be impossible: check the data.")
+        + (
+            "did not move at all."
+            if all(f["never_active_rows_unchanged"] for f in where["frozen_inputs"])
+            else "moved in some seed, which should be impossible: check the data."
+        )
     )
     after = trained["test_accuracy_after"]
     trained_low = after["ci_low"] if n >= 2 else min(after["values"])
@@ -238,6 +298,7 @@ def verdict(result: dict) -> dict:
     holds = trained_low > control_high
     sentences.append(
         f"Verdict: {'the claim holds' if holds else 'the claim is not shown'} — the trained accuracy's lower bound {100 * trained_low:.1f}% "
-        f"{'lies above' if holds else 'does not lie above'} the upper bound of every control — initial weights, shuffled labels, random step (highest: {100 * control_high:.1f}%)."
+        f"{'lies above' if holds else 'does not lie above'} the upper bound of every control — "
+        f"initial weights, shuffled labels, random step (highest: {100 * control_high:.1f}%)."
     )
     return {"holds": holds, "sentences": sentences}

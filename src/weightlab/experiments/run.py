@@ -1,7 +1,7 @@
 """`weightlab run`: the tutorial's experiment, measured and stored.
 
-    config -> data.load -> models.build -> evaluate (before) -> fit with WeightTracker
-           -> evaluate (after) -> analysis -> RunWriter -> Run
+config -> data.load -> models.build -> evaluate (before) -> fit with WeightTracker
+       -> evaluate (after) -> analysis -> RunWriter -> Run
 """
 
 from __future__ import annotations
@@ -74,13 +74,23 @@ def run(
         model, x_train, y_train, drawn = _prepare(keras, config, dataset)
         trainer = training_path(model, config)
         if saved is not None and saved["path"] != trainer.TRAINING_PATH:
-            raise ConfigError(f"{resume} was trained on the {saved['path']} path and this setup trains on {trainer.TRAINING_PATH}; "
-                              "resume it with the backend it started on")
+            raise ConfigError(
+                f"{resume} was trained on the {saved['path']} path and this setup trains on {trainer.TRAINING_PATH}; "
+                "resume it with the backend it started on"
+            )
         # The data orders are kept with each epoch's checkpoint, so a resumed run sees exactly
         # the batches it would have: it takes the saved ones, not those drawn again.
         orders = orders or drawn
-        fitted = trainer.fit(model, x_train, y_train, config, progress, orders=orders, resume=saved,
-                             checkpoint=lambda state: writer.write_checkpoint(state, orders))
+        fitted = trainer.fit(
+            model,
+            x_train,
+            y_train,
+            config,
+            progress,
+            orders=orders,
+            resume=saved,
+            checkpoint=lambda state: writer.write_checkpoint(state, orders),
+        )
         return _finish(keras, writer, config, dataset, model, fitted, report)
 
 
@@ -89,14 +99,22 @@ def _resumable(directory: Path):
     from weightlab.store import read_checkpoint
 
     if not directory.name.startswith(".incomplete-") or not (directory / "config.json").is_file():
-        raise ConfigError(f"{directory} is not an interrupted run (a hidden .incomplete-<id> directory with config.json); pass one to --resume")
+        raise ConfigError(
+            f"{directory} is not an interrupted run (a hidden .incomplete-<id> directory with config.json); pass one to --resume"
+        )
     config = RunConfig.from_dict(json.loads((directory / "config.json").read_text())["config"])
     saved, orders = read_checkpoint(directory)
     return config, directory.parent, directory.name.removeprefix(".incomplete-"), saved, orders
 
 
-def run_many(configs: list[RunConfig], *, out: str | Path = "runs", data_dir: str | Path | None = None, report: bool = False,
-             datasets: dict | None = None) -> list[Run]:
+def run_many(
+    configs: list[RunConfig],
+    *,
+    out: str | Path = "runs",
+    data_dir: str | Path | None = None,
+    report: bool = False,
+    datasets: dict | None = None,
+) -> list[Run]:
     """Several runs, trained together where they can be, each stored as `run` would store it.
 
     On the fused JAX path, runs that differ only in seed and labels (a proof's seeds and
@@ -112,7 +130,7 @@ def run_many(configs: list[RunConfig], *, out: str | Path = "runs", data_dir: st
     datasets = dict(datasets or {})  # loaded once: every group then shares the prepared arrays
     for packs in _trained_together(configs):
         first = configs[packs[0][0]]
-        if len(packs) == 1 and len(packs[0]) == 1 or first.backend != "jax" or first.training_path == "keras.fit":
+        if (len(packs) == 1 and len(packs[0]) == 1) or first.backend != "jax" or first.training_path == "keras.fit":
             for index in (index for pack in packs for index in pack):
                 stored[index] = run(configs[index], out=out, data_dir=data_dir, report=report)
             continue
@@ -122,7 +140,11 @@ def run_many(configs: list[RunConfig], *, out: str | Path = "runs", data_dir: st
         dataset = _load(first, data_dir, datasets)
         with contextlib.ExitStack() as cleanup:
             # an unusable --out fails before training
-            writers = {index: cleanup.enter_context(RunWriter(out, new_run_id(configs[index]))) for pack in packs for index in pack}
+            writers = {
+                index: cleanup.enter_context(RunWriter(out, new_run_id(configs[index])))
+                for pack in packs
+                for index in pack
+            }
             models, labels, orders = [], [], []  # per pack: its models, their labels, each model's data order
             for pack in packs:
                 models.append([])
@@ -132,11 +154,22 @@ def run_many(configs: list[RunConfig], *, out: str | Path = "runs", data_dir: st
                     models[-1].append(model)
                     orders[-1].append(drawn)
                 labels.append(y_train)
-            if all(np.array_equal(a, b) for pack_orders in orders for other in pack_orders[1:] for a, b in zip(pack_orders[0], other)):
-                fitted = fused_jax.fit_packed(models, x_train, labels, first, [pack_orders[0] for pack_orders in orders])
+            if all(
+                np.array_equal(a, b)
+                for pack_orders in orders
+                for other in pack_orders[1:]
+                for a, b in zip(pack_orders[0], other)
+            ):
+                fitted = fused_jax.fit_packed(
+                    models, x_train, labels, first, [pack_orders[0] for pack_orders in orders]
+                )
             else:  # building a model moved numpy's generator (not Keras 3.15's way): each width alone
-                columns = [fused_jax.fit_many([pack[k] for pack in models], x_train, labels, first, [pack_orders[k] for pack_orders in orders])
-                           for k in range(len(packs[0]))]
+                columns = [
+                    fused_jax.fit_many(
+                        [pack[k] for pack in models], x_train, labels, first, [pack_orders[k] for pack_orders in orders]
+                    )
+                    for k in range(len(packs[0]))
+                ]
                 fitted = [list(row) for row in zip(*columns)]
             for pack, pack_models, pack_results in zip(packs, models, fitted):
                 for index, model, result in zip(pack, pack_models, pack_results):
@@ -151,6 +184,7 @@ def _trained_together(configs: list[RunConfig]) -> list[list[list[int]]]:
     ``hidden`` (they draw the same data order). A group's packs differ only in seed and labels.
     Variants are packed only where every width has the same seeds and labels in the same order.
     """
+
     def key(config: RunConfig, **ignored) -> str:
         return json.dumps(dataclasses.replace(config, **ignored).to_dict(), sort_keys=True)
 
@@ -179,7 +213,9 @@ def _load(config: RunConfig, data_dir, loaded: dict | None = None):
             loaded[config.dataset] = dataset
     fit_samples = config.fit_samples(len(dataset.x_train))
     if config.batch_size > fit_samples:
-        raise ConfigError(f"batch_size {config.batch_size} is larger than the {fit_samples} training samples; pass a smaller --batch-size")
+        raise ConfigError(
+            f"batch_size {config.batch_size} is larger than the {fit_samples} training samples; pass a smaller --batch-size"
+        )
     return dataset
 
 
@@ -225,7 +261,11 @@ def _finish(keras, writer: RunWriter, config: RunConfig, dataset, model, fitted,
         "data_seconds": dataset.seconds,
         "config": config.to_dict(),
         "parameters": models.parameter_count(config),
-        "samples": {"train": fit_samples, "validation": len(dataset.x_train) - fit_samples, "test": len(dataset.x_test)},
+        "samples": {
+            "train": fit_samples,
+            "validation": len(dataset.x_train) - fit_samples,
+            "test": len(dataset.x_test),
+        },
         "test_accuracy_before": accuracy_before,
         "test_loss_before": loss_before,
         "test_accuracy_after": accuracy_after,
@@ -234,7 +274,12 @@ def _finish(keras, writer: RunWriter, config: RunConfig, dataset, model, fitted,
         "steps": fitted.steps,
         "history": fitted.history,
         "layers": layer_changes(initial, final),
-        "frozen_inputs": frozen_inputs(dataset.x_train[:fit_samples], initial[first_kernel], final[first_kernel], activity=_activity(dataset.x_train, fit_samples)),
+        "frozen_inputs": frozen_inputs(
+            dataset.x_train[:fit_samples],
+            initial[first_kernel],
+            final[first_kernel],
+            activity=_activity(dataset.x_train, fit_samples),
+        ),
         "weight_samples": weight_samples(initial, final),
     }
     busiest = summary["frozen_inputs"]["busiest_pixel_index"]
@@ -245,11 +290,21 @@ def _finish(keras, writer: RunWriter, config: RunConfig, dataset, model, fitted,
         "after": final[first_kernel][busiest, :SAMPLE_WIDTH],
     }
 
-    writer.write_json("config.json", {"format_version": FORMAT_VERSION, "config": config.to_dict(), "dataset_source": dataset.source, "versions": versions(keras)})
+    writer.write_json(
+        "config.json",
+        {
+            "format_version": FORMAT_VERSION,
+            "config": config.to_dict(),
+            "dataset_source": dataset.source,
+            "versions": versions(keras),
+        },
+    )
     writer.write_history(fitted.history, fitted.epoch_seconds)
     writer.write_steps(tracked)
     writer.write_predictions(dataset.y_test, probabilities)
-    writer.write_snapshots(tracked, {"backend": config.backend, "dataset": config.dataset, "config": dumps(config.to_dict())})
+    writer.write_snapshots(
+        tracked, {"backend": config.backend, "dataset": config.dataset, "config": dumps(config.to_dict())}
+    )
     writer.write_json("summary.json", summary)
     if report:
         from weightlab.report.html import write_report
@@ -281,11 +336,17 @@ def training_path(model, config: RunConfig):
     if fused_jax.applies(model, config):
         return fused_jax
     if config.training_path == "fused-jax":
-        raise ConfigError("this model has non-trainable state the fused-jax path does not drive; pass --training-path keras.fit")
+        raise ConfigError(
+            "this model has non-trainable state the fused-jax path does not drive; pass --training-path keras.fit"
+        )
     return keras_fit
 
 
-_ACTIVITY: list = [None, 0, None]  # (training images, samples, their pixel activity) of the last run: a comparison's runs share it
+_ACTIVITY: list = [
+    None,
+    0,
+    None,
+]  # (training images, samples, their pixel activity) of the last run: a comparison's runs share it
 
 
 def _activity(images: np.ndarray, samples: int) -> np.ndarray:
@@ -298,7 +359,12 @@ def _activity(images: np.ndarray, samples: int) -> np.ndarray:
 def weight_samples(initial: dict[str, np.ndarray], final: dict[str, np.ndarray]) -> list[dict]:
     """The tutorial's printout: ``kernel[0][:5]`` of each layer, before and after training."""
     return [
-        {"variable": name, "shape": list(initial[name].shape), "before": initial[name][0, :SAMPLE_WIDTH], "after": final[name][0, :SAMPLE_WIDTH]}
+        {
+            "variable": name,
+            "shape": list(initial[name].shape),
+            "before": initial[name][0, :SAMPLE_WIDTH],
+            "after": final[name][0, :SAMPLE_WIDTH],
+        }
         for name in initial
         if initial[name].ndim == 2
     ]

@@ -75,15 +75,30 @@ def run_cell(config_values: dict, runs_dir: str, cell_id: str, data_dir: str | N
     except WeightlabError as error:
         return {"cell": cell_id, "status": "failed", "error": str(error), "seconds": time.perf_counter() - start}
     except Exception as error:  # a bug or a crash in one cell must not stop the others
-        return {"cell": cell_id, "status": "failed", "error": f"{type(error).__name__}: {error}", "traceback": traceback.format_exc(), "seconds": time.perf_counter() - start}
+        return {
+            "cell": cell_id,
+            "status": "failed",
+            "error": f"{type(error).__name__}: {error}",
+            "traceback": traceback.format_exc(),
+            "seconds": time.perf_counter() - start,
+        }
 
 
 def _limit_threads(threads: int) -> None:
     """Runs first in each worker process: workers share the cores instead of each grabbing all of them."""
     threads = str(max(1, threads))
-    for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS"):
+    for name in (
+        "OMP_NUM_THREADS",
+        "OPENBLAS_NUM_THREADS",
+        "MKL_NUM_THREADS",
+        "TF_NUM_INTRAOP_THREADS",
+        "TF_NUM_INTEROP_THREADS",
+    ):
         os.environ[name] = threads
-    os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} --xla_cpu_multi_thread_eigen={'true' if threads != '1' else 'false'} intra_op_parallelism_threads={threads}".strip()
+    os.environ["XLA_FLAGS"] = (
+        f"{os.environ.get('XLA_FLAGS', '')} --xla_cpu_multi_thread_eigen={'true' if threads != '1' else 'false'} "
+        f"intra_op_parallelism_threads={threads}"
+    ).strip()
 
 
 def _execute_local(pending: list[Cell], runs_dir: Path, data_dir, workers: int, progress) -> list[dict]:
@@ -93,8 +108,13 @@ def _execute_local(pending: list[Cell], runs_dir: Path, data_dir, workers: int, 
     threads = max(1, (os.cpu_count() or 1) // workers)
     context = multiprocessing.get_context("spawn")  # a fresh interpreter: no inherited Keras backend or threads
     records = []
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_limit_threads, initargs=(threads,)) as pool:
-        futures = {pool.submit(run_cell, cell.config.to_dict(), str(runs_dir), cell.cell_id, data_dir): cell for cell in pending}
+    with ProcessPoolExecutor(
+        max_workers=workers, mp_context=context, initializer=_limit_threads, initargs=(threads,)
+    ) as pool:
+        futures = {
+            pool.submit(run_cell, cell.config.to_dict(), str(runs_dir), cell.cell_id, data_dir): cell
+            for cell in pending
+        }
         for done, future in enumerate(as_completed(futures), start=1):
             cell = futures[future]
             try:
@@ -114,11 +134,19 @@ def _execute_ray(pending: list[Cell], runs_dir: Path, data_dir, address: str | N
     started_here = not ray.is_initialized()
     if started_here:
         # Workers need the same backend choice; the run directories must be on storage every node sees.
-        ray.init(address=address, log_to_driver=False, include_dashboard=False,
-                 runtime_env={"env_vars": {key: os.environ[key] for key in ("KERAS_BACKEND", "WEIGHTLAB_HOME") if key in os.environ}})
+        ray.init(
+            address=address,
+            log_to_driver=False,
+            include_dashboard=False,
+            runtime_env={
+                "env_vars": {key: os.environ[key] for key in ("KERAS_BACKEND", "WEIGHTLAB_HOME") if key in os.environ}
+            },
+        )
     try:
         remote = ray.remote(num_cpus=1)(run_cell)
-        references = {remote.remote(cell.config.to_dict(), str(runs_dir), cell.cell_id, data_dir): cell for cell in pending}
+        references = {
+            remote.remote(cell.config.to_dict(), str(runs_dir), cell.cell_id, data_dir): cell for cell in pending
+        }
         records, waiting = [], list(references)
         while waiting:
             ready, waiting = ray.wait(waiting, num_returns=1)
@@ -126,7 +154,13 @@ def _execute_ray(pending: list[Cell], runs_dir: Path, data_dir, address: str | N
             try:
                 records.append(ray.get(ready[0]))
             except Exception as error:
-                records.append({"cell": cell.cell_id, "status": "failed", "error": f"ray task failed: {str(error).splitlines()[0]}"})
+                records.append(
+                    {
+                        "cell": cell.cell_id,
+                        "status": "failed",
+                        "error": f"ray task failed: {str(error).splitlines()[0]}",
+                    }
+                )
             if progress:
                 progress(len(records), len(pending), cell.cell_id)
         return records
@@ -138,9 +172,21 @@ def _execute_ray(pending: list[Cell], runs_dir: Path, data_dir, address: str | N
 # -- the sweep --------------------------------------------------------------------------------
 
 
-def sweep(config: RunConfig | None = None, *, grid: dict[str, list] | None = None, seeds: int = 2, out: str | Path = "sweeps",
-          name: str | None = None, workers: int | None = None, executor: str = "local", address: str | None = None,
-          data_dir=None, progress=None, report: bool = True, **overrides) -> Sweep:
+def sweep(
+    config: RunConfig | None = None,
+    *,
+    grid: dict[str, list] | None = None,
+    seeds: int = 2,
+    out: str | Path = "sweeps",
+    name: str | None = None,
+    workers: int | None = None,
+    executor: str = "local",
+    address: str | None = None,
+    data_dir=None,
+    progress=None,
+    report: bool = True,
+    **overrides,
+) -> Sweep:
     """Run every cell of ``grid`` × ``seeds`` not finished yet, then aggregate all of them into sweep.json."""
     if executor not in EXECUTORS:
         raise ConfigError(f"unknown executor {executor!r}: choose one of {', '.join(EXECUTORS)}")
@@ -150,7 +196,9 @@ def sweep(config: RunConfig | None = None, *, grid: dict[str, list] | None = Non
     grid = {field: list(values) for field, values in (grid or {"hidden": [16, 64]}).items()}
     for field in grid:
         if field in ("seed", "backend"):
-            raise ConfigError(f"{field} cannot be a grid axis: use --seeds for repetitions and --backend for the backend")
+            raise ConfigError(
+                f"{field} cannot be a grid axis: use --seeds for repetitions and --backend for the backend"
+            )
     cells = cells_of(base, grid, seeds)
 
     directory = Path(out) / (name or sweep_name(base, grid, seeds))
@@ -160,7 +208,9 @@ def sweep(config: RunConfig | None = None, *, grid: dict[str, list] | None = Non
     try:
         runs_dir.mkdir(parents=True, exist_ok=True)
     except OSError as error:
-        raise RunDirError(f"cannot create the sweep directory {directory} ({error.strerror}); pass a writable --out") from error
+        raise RunDirError(
+            f"cannot create the sweep directory {directory} ({error.strerror}); pass a writable --out"
+        ) from error
     for stale in runs_dir.glob(".incomplete-*"):  # a cell cut off halfway: start it again
         shutil.rmtree(stale, ignore_errors=True)
     previous = _read_previous(directory)
@@ -177,8 +227,13 @@ def sweep(config: RunConfig | None = None, *, grid: dict[str, list] | None = Non
     else:
         records = []
     result = summarise(base, grid, seeds, cells, runs_dir, {r["cell"]: r for r in records}, previous)
-    result["last_invocation"] = {"executor": executor, "workers": workers if executor == "local" else None, "ran": len(pending),
-                                 "skipped": len(cells) - len(pending), "seconds": time.perf_counter() - start}
+    result["last_invocation"] = {
+        "executor": executor,
+        "workers": workers if executor == "local" else None,
+        "ran": len(pending),
+        "skipped": len(cells) - len(pending),
+        "seconds": time.perf_counter() - start,
+    }
     _write_json(directory / "sweep.json", result)
     if report:
         from weightlab.report.html import write_report
@@ -199,7 +254,9 @@ def _write_json(path: Path, value) -> None:
         handle.write(dumps(value) + "\n")
 
 
-def summarise(base: RunConfig, grid: dict, seeds: int, cells: list[Cell], runs_dir: Path, records: dict, previous: dict) -> dict:
+def summarise(
+    base: RunConfig, grid: dict, seeds: int, cells: list[Cell], runs_dir: Path, records: dict, previous: dict
+) -> dict:
     """sweep.json: every cell's state, and statistics per grid point over its finished seeds."""
     from weightlab.store import read_run
 
@@ -210,8 +267,12 @@ def summarise(base: RunConfig, grid: dict, seeds: int, cells: list[Cell], runs_d
         if summary_file.is_file():
             summary = read_run(runs_dir / cell.cell_id).summary
             finished[cell.cell_id] = summary
-            row.update(status="complete", test_accuracy_after=summary["test_accuracy_after"], test_loss_after=summary["test_loss_after"],
-                       train_seconds=summary["train_seconds"])
+            row.update(
+                status="complete",
+                test_accuracy_after=summary["test_accuracy_after"],
+                test_loss_after=summary["test_loss_after"],
+                train_seconds=summary["train_seconds"],
+            )
         else:
             failure = records.get(cell.cell_id) or previous.get(cell.cell_id) or {}
             row.update(status="failed" if failure.get("status") == "failed" else "pending", error=failure.get("error"))

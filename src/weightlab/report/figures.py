@@ -17,8 +17,17 @@ TRAINED, INITIAL, CONTROL = "#1f6feb", "#9aa4b2", "#d1495b"
 PALETTE = ("#1f6feb", "#d1495b", "#2a9d8f", "#e9a23b", "#7b61ff", "#6c757d")
 
 
-def _figure(width: float, height: float, columns: int = 1, rows: int = 1, left: float = 0.55, right: float = 0.15,
-            bottom: float = 0.5, top: float = 0.35, gap: float = 0.65):
+def _figure(
+    width: float,
+    height: float,
+    columns: int = 1,
+    rows: int = 1,
+    left: float = 0.55,
+    right: float = 0.15,
+    bottom: float = 0.5,
+    top: float = 0.35,
+    gap: float = 0.65,
+):
     """A figure with a grid of axes and fixed margins, in inches.
 
     Fixed margins, not matplotlib's constrained layout: that lays out by drawing the figure
@@ -26,10 +35,19 @@ def _figure(width: float, height: float, columns: int = 1, rows: int = 1, left: 
     labels and an x label; figures with a y label or two-line tick labels ask for more.
     """
     figure = Figure(figsize=(width, height))
-    axes = figure.subplots(rows, columns, squeeze=False, gridspec_kw=dict(
-        left=left / width, right=1 - right / width, bottom=bottom / height, top=1 - top / height,
-        wspace=gap * columns / max(width - left - right - gap * (columns - 1), 1e-3),
-        hspace=gap * rows / max(height - bottom - top - gap * (rows - 1), 1e-3)))
+    axes = figure.subplots(
+        rows,
+        columns,
+        squeeze=False,
+        gridspec_kw=dict(
+            left=left / width,
+            right=1 - right / width,
+            bottom=bottom / height,
+            top=1 - top / height,
+            wspace=gap * columns / max(width - left - right - gap * (columns - 1), 1e-3),
+            hspace=gap * rows / max(height - bottom - top - gap * (rows - 1), 1e-3),
+        ),
+    )
     return figure, axes.ravel()
 
 
@@ -60,8 +78,13 @@ def _smooth(values: np.ndarray, window: int) -> np.ndarray:
 
 def before_after(summary: dict) -> Figure:
     figure, (accuracy, loss) = _figure(7.5, 2.6, columns=2)
-    for ax, key, label, fmt in ((accuracy, "test_accuracy", "test accuracy", "{:.1%}"), (loss, "test_loss", "test loss", "{:.3f}")):
-        values = [np.nan if summary[f"{key}_{when}"] is None else summary[f"{key}_{when}"] for when in ("before", "after")]
+    for ax, key, label, fmt in (
+        (accuracy, "test_accuracy", "test accuracy", "{:.1%}"),
+        (loss, "test_loss", "test loss", "{:.3f}"),
+    ):
+        values = [
+            np.nan if summary[f"{key}_{when}"] is None else summary[f"{key}_{when}"] for when in ("before", "after")
+        ]
         bars = ax.bar(["before training", "after training"], values, color=[INITIAL, TRAINED], width=0.55)
         ax.bar_label(bars, [fmt.format(v) for v in values], padding=2)
         ax.set_title(label)
@@ -88,7 +111,9 @@ def training_curves(history: dict, steps: dict, steps_per_epoch: int) -> Figure:
     x = np.arange(1, len(step_loss) + 1) / steps_per_epoch
     per_step.scatter(x, step_loss, color=TRAINED, alpha=0.08, s=1, linewidths=0, label="each batch", rasterized=True)
     keep = _thinned(len(step_loss))
-    per_step.plot(x[keep], _smooth(step_loss, max(1, steps_per_epoch // 20))[keep], color=TRAINED, lw=1.5, label="moving average")
+    per_step.plot(
+        x[keep], _smooth(step_loss, max(1, steps_per_epoch // 20))[keep], color=TRAINED, lw=1.5, label="moving average"
+    )
     _log_y(per_step)
     per_step.set_xlabel("epoch")
     per_step.set_title("training loss per step")
@@ -178,9 +203,15 @@ def unit_images(initial_kernel: np.ndarray, final_kernel: np.ndarray) -> Figure:
     columns = 8 if initial_kernel.shape[1] > 16 else 4
     rows = -(-initial_kernel.shape[1] // columns)
     figure, axes = _figure(14, 0.55 * rows * 14 / 3 / columns * 1.05 + 0.6, columns=3)
-    panels = (("at initialisation", initial_kernel), ("after training", final_kernel), ("difference (what training added)", final_kernel - initial_kernel))
+    panels = (
+        ("at initialisation", initial_kernel),
+        ("after training", final_kernel),
+        ("difference (what training added)", final_kernel - initial_kernel),
+    )
     for ax, (title, kernel) in zip(axes, panels):
-        limit = float(np.nanpercentile(np.abs(kernel), 99.5)) or 1.0  # a few extreme weights should not wash out the rest
+        limit = (
+            float(np.nanpercentile(np.abs(kernel), 99.5)) or 1.0
+        )  # a few extreme weights should not wash out the rest
         image = ax.imshow(_mosaic(kernel, columns), cmap="RdBu_r", vmin=-limit, vmax=limit, interpolation="nearest")
         ax.set_title(title)
         ax.set_axis_off()
@@ -215,7 +246,16 @@ def confusion(labels: np.ndarray, predicted: np.ndarray, classes: int = 10) -> F
     ax.imshow(np.log1p(off_diagonal), cmap="Reds", interpolation="nearest")
     for (i, j), count in np.ndenumerate(matrix):
         if count:
-            ax.text(j, i, str(count), ha="center", va="center", fontsize=7, color="#1f6feb" if i == j else "black", fontweight="bold" if i == j else None)
+            ax.text(
+                j,
+                i,
+                str(count),
+                ha="center",
+                va="center",
+                fontsize=7,
+                color="#1f6feb" if i == j else "black",
+                fontweight="bold" if i == j else None,
+            )
     ax.set_xticks(range(classes))
     ax.set_yticks(range(classes))
     ax.set_xlabel("predicted")
@@ -224,7 +264,9 @@ def confusion(labels: np.ndarray, predicted: np.ndarray, classes: int = 10) -> F
     return figure
 
 
-def mistakes(images: np.ndarray, labels: np.ndarray, predicted: np.ndarray, confidence: np.ndarray, count: int = 40) -> Figure:
+def mistakes(
+    images: np.ndarray, labels: np.ndarray, predicted: np.ndarray, confidence: np.ndarray, count: int = 40
+) -> Figure:
     """The most confident mistakes, as one mosaic (one axes draws far faster than forty)."""
     wrong = np.nonzero(labels != predicted)[0]
     wrong = wrong[np.argsort(-confidence[wrong])][:count]
@@ -237,7 +279,14 @@ def mistakes(images: np.ndarray, labels: np.ndarray, predicted: np.ndarray, conf
     for slot, index in enumerate(wrong):
         r, c = divmod(slot, columns)
         mosaic[r * cell_h + 12 : r * cell_h + 12 + h, c * cell_w + 3 : c * cell_w + 3 + w] = images[index]
-        ax.text(c * cell_w + cell_w / 2, r * cell_h + 7, f"{labels[index]}→{predicted[index]} {confidence[index]:.0%}", ha="center", va="center", fontsize=8)
+        ax.text(
+            c * cell_w + cell_w / 2,
+            r * cell_h + 7,
+            f"{labels[index]}→{predicted[index]} {confidence[index]:.0%}",
+            ha="center",
+            va="center",
+            fontsize=8,
+        )
     ax.imshow(mosaic, cmap="gray_r", interpolation="nearest", vmin=0, vmax=255)
     ax.set_axis_off()
     return figure
@@ -262,7 +311,11 @@ def _point_with_interval(ax, x, summary, color, percent=True):
 def controls_bars(result: dict) -> Figure:
     figure, (accuracy, loss) = _figure(11, 3.4, columns=2)
     rows = [("trained", result["trained"]["test_accuracy_after"], result["trained"]["test_loss_after"], TRAINED)]
-    labels = {"initial_weights": "initial\nweights", "shuffled_labels": "shuffled\nlabels", "random_step": "random step,\nsame length"}
+    labels = {
+        "initial_weights": "initial\nweights",
+        "shuffled_labels": "shuffled\nlabels",
+        "random_step": "random step,\nsame length",
+    }
     for name, label in labels.items():
         control = result["controls"][name]
         rows.append((label, control["test_accuracy"], control["test_loss"], CONTROL))
@@ -286,7 +339,9 @@ def interpolation(result: dict) -> Figure:
     alphas = np.asarray(result["line"]["alphas"])
     for ax, key, scale in ((loss, "test_loss", 1), (accuracy, "test_accuracy", 100)):
         values = np.asarray(result["line"][key]) * scale
-        ax.fill_between(alphas, values.min(axis=0), values.max(axis=0), color=TRAINED, alpha=0.2, label="range over seeds")
+        ax.fill_between(
+            alphas, values.min(axis=0), values.max(axis=0), color=TRAINED, alpha=0.2, label="range over seeds"
+        )
         ax.plot(alphas, values.mean(axis=0), color=TRAINED, lw=2, label="mean")
         for alpha, text in ((0.0, "W_0"), (1.0, "W_T")):
             ax.axvline(alpha, color="#555", lw=0.8, ls=":")
@@ -302,7 +357,11 @@ def interpolation(result: dict) -> Figure:
 def undo_bars(result: dict) -> Figure:
     figure, (ax,) = _figure(6.5, 3.0)
     rows = [("trained", result["trained"]["test_accuracy_after"], TRAINED)]
-    rows += [(f"{name.removeprefix('undo_')}\nundone", summary["test_accuracy"], CONTROL) for name, summary in result["controls"].items() if name.startswith("undo_")]
+    rows += [
+        (f"{name.removeprefix('undo_')}\nundone", summary["test_accuracy"], CONTROL)
+        for name, summary in result["controls"].items()
+        if name.startswith("undo_")
+    ]
     rows.append(("initial\nweights", result["controls"]["initial_weights"]["test_accuracy"], INITIAL))
     for x, (_, summary, color) in enumerate(rows):
         _point_with_interval(ax, x, summary, color)
@@ -344,11 +403,16 @@ def variant_histograms(axis: str, variants: list[tuple[str, np.ndarray, np.ndarr
     figure, (weights, change) = _figure(11, 3.0, columns=2)
     finals = np.concatenate([final.ravel() for _, final, _ in variants])
     changes = np.concatenate([(final - initial).ravel() for _, final, initial in variants])
-    panels = ((weights, finals, lambda final, initial: final), (change, changes, lambda final, initial: final - initial))
+    panels = (
+        (weights, finals, lambda final, initial: final),
+        (change, changes, lambda final, initial: final - initial),
+    )
     for ax, pooled, quantity in panels:
         bins = np.linspace(np.percentile(pooled, 0.05), np.percentile(pooled, 99.95), 80)
         for (label, final, initial), color in zip(variants, itertools.cycle(PALETTE)):
-            _histogram(ax, quantity(final, initial).ravel(), bins, density=True, lw=1.5, color=color, label=f"{axis}={label}")
+            _histogram(
+                ax, quantity(final, initial).ravel(), bins, density=True, lw=1.5, color=color, label=f"{axis}={label}"
+            )
         _log_y(ax)
     weights.set_title("first-layer weights after training (density)")
     change.set_title("first-layer change W_T − W_0 (density)")
@@ -374,7 +438,11 @@ def variant_bars(axis: str, result: dict) -> Figure:
     figure, (ax,) = _figure(6.5, 3.0)
     for x, (variant, color) in enumerate(zip(result["variants"], itertools.cycle(PALETTE))):
         _point_with_interval(ax, x, variant["test_accuracy_after"], color)
-    values = [100 * v["test_accuracy_after"]["mean"] for v in result["variants"] if v["test_accuracy_after"]["mean"] is not None] or [0.0, 100.0]
+    values = [
+        100 * v["test_accuracy_after"]["mean"]
+        for v in result["variants"]
+        if v["test_accuracy_after"]["mean"] is not None
+    ] or [0.0, 100.0]
     ax.set_xticks(range(len(result["variants"])), [f"{axis}={v['value']}" for v in result["variants"]])
     spread = max(values) - min(values)
     ax.set_ylim(max(0, min(values) - max(2, 2 * spread)), min(100, max(values) + max(1, spread)))

@@ -21,7 +21,9 @@ def export(stored_run, logdir: str | os.PathLike, max_points: int = 1000) -> Pat
     try:
         import tensorboard  # noqa: F401  (TensorFlow's summary ops are implemented there)
     except ImportError as error:
-        raise ConfigError("exporting for TensorBoard needs the tensorboard package: pip install 'weightlab[tensorboard]'") from error
+        raise ConfigError(
+            "exporting for TensorBoard needs the tensorboard package: pip install 'weightlab[tensorboard]'"
+        ) from error
     import tensorflow as tf
 
     logdir = Path(logdir)
@@ -42,7 +44,9 @@ def export(stored_run, logdir: str | os.PathLike, max_points: int = 1000) -> Pat
             step = steps["step"][index]
             tf.summary.scalar("step/loss", float(steps["loss"][index]), step=int(step))
             for column, name in enumerate(steps["variables"]):
-                tf.summary.scalar(f"distance_from_init/{name}", float(steps["distance_from_init"][index, column]), step=int(step))
+                tf.summary.scalar(
+                    f"distance_from_init/{name}", float(steps["distance_from_init"][index, column]), step=int(step)
+                )
                 tf.summary.scalar(f"update_ratio/{name}", float(steps["update_ratio"][index, column]), step=int(step))
         for index, step in enumerate(snapshot_steps):
             for name, stack in weights.items():

@@ -6,8 +6,8 @@ All terminal output of weightlab lives here and in cli.py; nothing else prints.
 from __future__ import annotations
 
 import contextlib
-from pathlib import Path
 import sys
+from pathlib import Path
 
 import numpy as np
 from rich.console import Console
@@ -21,14 +21,15 @@ if not console.is_terminal:
     console.width = 120  # rich assumes 80 columns when piped; the layer table needs more
 
 
-
 def sample_text(values) -> str:
     """Five weights the way numpy prints them, as in the tutorial's output."""
     return np.array2string(np.asarray(values, dtype=np.float32), precision=4, suppress_small=False, floatmode="fixed")
 
 
 def epoch_line(logs: dict, epochs: int) -> str:
-    metrics = " · ".join(f"{key} {logs[key]:.4f}" for key in ("loss", "accuracy", "val_loss", "val_accuracy") if key in logs)
+    metrics = " · ".join(
+        f"{key} {logs[key]:.4f}" for key in ("loss", "accuracy", "val_loss", "val_accuracy") if key in logs
+    )
     return f"Epoch {logs['epoch']}/{epochs} · {logs['seconds']:.1f} s · {metrics}"
 
 
@@ -36,8 +37,14 @@ def epoch_line(logs: dict, epochs: int) -> str:
 def training_progress(epochs: int, show_bar: bool, show_epochs: bool):
     """A progress hook for training: a rich bar on a terminal, and one line per epoch."""
     bar = Progress(
-        TextColumn("training"), BarColumn(), MofNCompleteColumn(), TextColumn("steps"), TimeRemainingColumn(),
-        console=console, transient=True, disable=not (show_bar and console.is_terminal),
+        TextColumn("training"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("steps"),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+        disable=not (show_bar and console.is_terminal),
     )
     task = bar.add_task("training", total=None)
 
@@ -65,7 +72,9 @@ def print_run(summary: dict, path) -> None:
     console.print("\n[bold]Weights before training:[/]")
     for sample in s["weight_samples"]:
         console.print(f"{tuple(sample['shape'])} weights sample: {sample_text(sample['before'])}")
-    console.print(f"Test accuracy before training: {s['test_accuracy_before']:.4f} (loss {_loss(s['test_loss_before'])})")
+    console.print(
+        f"Test accuracy before training: {s['test_accuracy_before']:.4f} (loss {_loss(s['test_loss_before'])})"
+    )
     if abs(s["test_accuracy_before"] - 0.1) > 0.03:
         console.print(
             "  [dim]Chance is 10%, but an untrained network is not a fair guesser: its random weights favour a few classes, "
@@ -83,12 +92,25 @@ def print_run(summary: dict, path) -> None:
     console.print()
     for line in frozen_explanation(s):
         console.print(line)
-    console.print(f"\nRun saved to [bold]{path}[/]" + (f"; open {path}/report.html for the figures" if (Path(path) / "report.html").is_file() else ""))
+    console.print(
+        f"\nRun saved to [bold]{path}[/]"
+        + (f"; open {path}/report.html for the figures" if (Path(path) / "report.html").is_file() else "")
+    )
 
 
 def layer_table(layers: list[dict]) -> Table:
     table = Table(title="What changed in each layer", title_justify="left")
-    for header in ("variable", "shape", "‖W₀‖", "‖W_T‖", "‖W_T−W₀‖", "relative", "cos(W₀,W_T)", "sign flipped", "unchanged"):
+    for header in (
+        "variable",
+        "shape",
+        "‖W₀‖",
+        "‖W_T‖",
+        "‖W_T−W₀‖",
+        "relative",
+        "cos(W₀,W_T)",
+        "sign flipped",
+        "unchanged",
+    ):
         table.add_column(header, justify="left" if header in ("variable", "shape") else "right")
 
     def number(value, pattern="{:.3f}"):
@@ -96,10 +118,15 @@ def layer_table(layers: list[dict]) -> Table:
 
     for layer in layers:
         table.add_row(
-            layer["name"], "×".join(map(str, layer["shape"])),
-            number(layer["l2_init"]), number(layer["l2_final"]), number(layer["l2_distance"]),
-            number(layer["relative_change"]), number(layer["cosine_to_init"]),
-            number(layer["frac_sign_flipped"], "{:.1%}"), number(layer["frac_unchanged"], "{:.1%}"),
+            layer["name"],
+            "×".join(map(str, layer["shape"])),
+            number(layer["l2_init"]),
+            number(layer["l2_final"]),
+            number(layer["l2_distance"]),
+            number(layer["relative_change"]),
+            number(layer["cosine_to_init"]),
+            number(layer["frac_sign_flipped"], "{:.1%}"),
+            number(layer["frac_unchanged"], "{:.1%}"),
         )
     return table
 
@@ -116,7 +143,9 @@ def frozen_explanation(summary: dict) -> list[str]:
             f"every gradient for its {f['units']} weights is exactly 0, so they stay bit-identical to their initial values."
         )
     else:
-        lines.append(f"Its first sample, {name}[0][:5], holds weights of pixel (0, 0), which is lit in some training images, so they could move.")
+        lines.append(
+            f"Its first sample, {name}[0][:5], holds weights of pixel (0, 0), which is lit in some training images, so they could move."
+        )
     share = f["weights_of_never_active_inputs"] / f["kernel_size"]
     lines.append(
         f"{f['never_active_inputs']} of {f['inputs']} pixels are 0 in every training image: their "
@@ -125,12 +154,15 @@ def frozen_explanation(summary: dict) -> list[str]:
     )
     if f["unchanged_elsewhere"]:
         lines.append(
-            f"In all {f['unchanged_weights'] / f['kernel_size']:.1%} of {name} is unchanged: {f['unchanged_elsewhere']:,} more weights sit on rare pixels "
+            f"In all {f['unchanged_weights'] / f['kernel_size']:.1%} of {name} is "
+            f"unchanged: {f['unchanged_elsewhere']:,} more weights sit on rare pixels "
             f"(lit in a median of {f['median_activity_of_other_unchanged']:.0f} images) whose hidden units never fired when they were lit."
         )
     moved = summary["moved_sample"]
     row, col = f["busiest_pixel"]
-    lines.append(f"Weights that did move: pixel ({row}, {col}), lit in {f['busiest_pixel_activity']:,} images, {moved['variable']}[{moved['row']}][:5]")
+    lines.append(
+        f"Weights that did move: pixel ({row}, {col}), lit in {f['busiest_pixel_activity']:,} images, {moved['variable']}[{moved['row']}][:5]"
+    )
     lines.append(f"  before {sample_text(moved['before'])}")
     lines.append(f"  after  {sample_text(moved['after'])}")
     return lines
@@ -151,8 +183,14 @@ def print_error(message: str) -> None:
 @contextlib.contextmanager
 def stage_progress(show: bool):
     """A progress hook for multi-run commands: (done, total, what is happening now)."""
-    bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), console=console, transient=True,
-                   disable=not (show and console.is_terminal))
+    bar = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        console=console,
+        transient=True,
+        disable=not (show and console.is_terminal),
+    )
     task = bar.add_task("starting", total=None)
 
     def hook(done: int, total: int, stage: str) -> None:
@@ -176,22 +214,41 @@ def _mean_ci(summary: dict, percent: bool) -> str:
 def print_proof(result: dict, path) -> None:
     trained, checks = result["trained"], result["controls"]
     n = len(result["seeds"])
-    table = Table(title=f"Trained against controls · test set · mean [95% CI] over {n} seed{'s' if n != 1 else ''}", title_justify="left")
+    table = Table(
+        title=f"Trained against controls · test set · mean [95% CI] over {n} seed{'s' if n != 1 else ''}",
+        title_justify="left",
+    )
     for header in ("", "test accuracy", "test loss", "‖W_T − W₀‖", "Welch p (accuracy)", "Hedges g"):
         table.add_column(header, justify="left" if not header else "right")
-    table.add_row("[bold]trained[/]", _mean_ci(trained["test_accuracy_after"], True), _mean_ci(trained["test_loss_after"], False),
-                  _mean_ci(trained["distance"], False), "", "")
-    labels = {"initial_weights": "initial weights (no training)", "shuffled_labels": "trained on shuffled labels", "random_step": "random step, trained length"}
+    table.add_row(
+        "[bold]trained[/]",
+        _mean_ci(trained["test_accuracy_after"], True),
+        _mean_ci(trained["test_loss_after"], False),
+        _mean_ci(trained["distance"], False),
+        "",
+        "",
+    )
+    labels = {
+        "initial_weights": "initial weights (no training)",
+        "shuffled_labels": "trained on shuffled labels",
+        "random_step": "random step, trained length",
+    }
     for name, summary in checks.items():
         label = labels.get(name, f"{name.removeprefix('undo_')} layer undone")
         versus = summary["accuracy_vs_trained"]
         distance = _mean_ci(summary["distance"], False) if "distance" in summary else ""
         p = "—" if versus["p"] is None else f"{versus['p']:.1e}"
         g = "—" if versus["hedges_g"] is None else f"{versus['hedges_g']:.1f}"
-        table.add_row(label, _mean_ci(summary["test_accuracy"], True), _mean_ci(summary["test_loss"], False), distance, p, g)
+        table.add_row(
+            label, _mean_ci(summary["test_accuracy"], True), _mean_ci(summary["test_loss"], False), distance, p, g
+        )
     console.print(table)
     line = result["line"]
-    points = "  ".join(f"α={alpha:g}: {loss:.3f}" for alpha, loss in zip(line["alphas"], line["test_loss_mean"]) if round(alpha * 4) == alpha * 4)
+    points = "  ".join(
+        f"α={alpha:g}: {loss:.3f}"
+        for alpha, loss in zip(line["alphas"], line["test_loss_mean"])
+        if round(alpha * 4) == alpha * 4
+    )
     console.print(f"\nTest loss along W₀ + α(W_T − W₀): {points}\n")
     for sentence in result["verdict"]["sentences"]:
         console.print(sentence)
@@ -200,8 +257,20 @@ def print_proof(result: dict, path) -> None:
 
 def print_comparison(result: dict, path) -> None:
     axis, n = result["axis"], len(result["seeds"])
-    table = Table(title=f"{axis} compared · mean [95% CI] over {n} seed{'s' if n != 1 else ''} (same seeds, same data order)", title_justify="left")
-    for header in (axis, "parameters", "test accuracy", "test loss", "epochs to 90% / 95% val", "first layer: relative change", "never moved", "train s"):
+    table = Table(
+        title=f"{axis} compared · mean [95% CI] over {n} seed{'s' if n != 1 else ''} (same seeds, same data order)",
+        title_justify="left",
+    )
+    for header in (
+        axis,
+        "parameters",
+        "test accuracy",
+        "test loss",
+        "epochs to 90% / 95% val",
+        "first layer: relative change",
+        "never moved",
+        "train s",
+    ):
         table.add_column(header, justify="right")
 
     def reach(summary):
@@ -213,10 +282,13 @@ def print_comparison(result: dict, path) -> None:
     for variant in result["variants"]:
         first = next(iter(variant["layers"].values()))
         table.add_row(
-            str(variant["value"]), f"{variant['parameters']:,}",
-            _mean_ci(variant["test_accuracy_after"], True), _mean_ci(variant["test_loss_after"], False),
+            str(variant["value"]),
+            f"{variant['parameters']:,}",
+            _mean_ci(variant["test_accuracy_after"], True),
+            _mean_ci(variant["test_loss_after"], False),
             f"{reach(variant['epochs_to_val_accuracy_90'])} / {reach(variant['epochs_to_val_accuracy_95'])}",
-            f"{first['relative_change']['mean']:.2f}", f"{100 * first['frac_unchanged']['mean']:.1f}%",
+            f"{first['relative_change']['mean']:.2f}",
+            f"{100 * first['frac_unchanged']['mean']:.1f}%",
             f"{variant['train_seconds']['mean']:.1f}",
         )
     console.print(table)
@@ -227,20 +299,30 @@ def print_comparison(result: dict, path) -> None:
 
 def print_sweep(result: dict, path) -> None:
     axes = list(result["grid"])
-    table = Table(title=f"Sweep over {', '.join(axes)} · {result['seeds']} seed{'s' if result['seeds'] != 1 else ''} per point · mean [95% CI]", title_justify="left")
+    table = Table(
+        title=f"Sweep over {', '.join(axes)} · {result['seeds']} seed{'s' if result['seeds'] != 1 else ''} per point · mean [95% CI]",
+        title_justify="left",
+    )
     for header in (*axes, "finished", "test accuracy", "test loss", "train s"):
         table.add_column(header, justify="right")
     for point in result["points"]:
         values = [str(point["point"][axis]) for axis in axes]
         if point["finished"]:
-            table.add_row(*values, f"{point['finished']}/{point['of']}", _mean_ci(point["test_accuracy_after"], True),
-                          _mean_ci(point["test_loss_after"], False), f"{point['train_seconds']['mean']:.1f}")
+            table.add_row(
+                *values,
+                f"{point['finished']}/{point['of']}",
+                _mean_ci(point["test_accuracy_after"], True),
+                _mean_ci(point["test_loss_after"], False),
+                f"{point['train_seconds']['mean']:.1f}",
+            )
         else:
             table.add_row(*values, f"0/{point['of']}", "—", "—", "—")
     console.print(table)
     counts, last = result["counts"], result["last_invocation"]
-    console.print(f"{counts['complete']} cells complete, {counts['failed']} failed, {counts['pending']} pending; this time ran {last['ran']} "
-                  f"and skipped {last['skipped']} already finished, in {last['seconds']:.1f} s ({last['executor']}).")
+    console.print(
+        f"{counts['complete']} cells complete, {counts['failed']} failed, {counts['pending']} pending; this time ran {last['ran']} "
+        f"and skipped {last['skipped']} already finished, in {last['seconds']:.1f} s ({last['executor']})."
+    )
     for cell in result["cells"]:
         if cell["status"] == "failed":
             console.print(f"[red]failed[/] {cell['cell']}: {cell['error']}")

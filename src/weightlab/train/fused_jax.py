@@ -75,14 +75,19 @@ class _Program:
             """Each branch's output probabilities, and the non-trainable state after the call."""
             outputs, state = [], []
             for k, model in enumerate(branches):
-                probs, branch_state = model.stateless_call(trainable[bounds[k] : bounds[k + 1]], non_trainable[fixed[k] : fixed[k + 1]], x, training=training)
+                probs, branch_state = model.stateless_call(
+                    trainable[bounds[k] : bounds[k + 1]], non_trainable[fixed[k] : fixed[k + 1]], x, training=training
+                )
                 outputs.append(probs)
                 state.extend(branch_state)
             return outputs, state
 
         def loss_and_outputs(trainable, non_trainable, x, y, mask):
             outputs, non_trainable = branch_outputs(trainable, non_trainable, x, training=True)
-            losses = [jnp.sum(keras.losses.sparse_categorical_crossentropy(y, probs) * mask) / jnp.sum(mask) for probs in outputs]
+            losses = [
+                jnp.sum(keras.losses.sparse_categorical_crossentropy(y, probs) * mask) / jnp.sum(mask)
+                for probs in outputs
+            ]
             # One model: its own loss, untouched. Branches: the sum, whose gradient for each
             # branch's weights is that branch's own loss's gradient.
             total = losses[0] if len(losses) == 1 else sum(losses)
@@ -130,7 +135,9 @@ class _Program:
             )
 
         def chunk(state, indices, masks, active, x_all, y_all, initial):
-            return jax.lax.scan(lambda carry, inputs: maybe_step(carry, inputs, x_all, y_all, initial), state, (indices, masks, active))
+            return jax.lax.scan(
+                lambda carry, inputs: maybe_step(carry, inputs, x_all, y_all, initial), state, (indices, masks, active)
+            )
 
         def evaluate(trainable, non_trainable, x, y):
             """Per branch: (loss, accuracy) on (x, y)."""
@@ -176,7 +183,12 @@ _PREDICTORS: dict[str, object] = {}
 def _architecture(model) -> list:
     # Built from the layers themselves: model.get_config() would import TensorFlow (≈2.5 s) to serialise.
     return [
-        (type(layer).__name__, layer.name, [tuple(v.shape) for v in layer.weights], getattr(getattr(layer, "activation", None), "__name__", None))
+        (
+            type(layer).__name__,
+            layer.name,
+            [tuple(v.shape) for v in layer.weights],
+            getattr(getattr(layer, "activation", None), "__name__", None),
+        )
         for layer in model.layers
     ]
 
@@ -190,7 +202,11 @@ def _program_for(branches: list, optimizer, batch_size: int, step_stats: bool) -
     """
     import json
 
-    key = json.dumps([[_architecture(model) for model in branches], optimizer.get_config(), batch_size, step_stats], sort_keys=True, default=str)
+    key = json.dumps(
+        [[_architecture(model) for model in branches], optimizer.get_config(), batch_size, step_stats],
+        sort_keys=True,
+        default=str,
+    )
     if key not in _PROGRAMS:
         _PROGRAMS[key] = _Program(branches, optimizer, batch_size, step_stats)
     return _PROGRAMS[key]
@@ -206,13 +222,28 @@ def predict(model, x: np.ndarray) -> np.ndarray:
 
     key = json.dumps(_architecture(model), default=str)
     if key not in _PREDICTORS:
-        _PREDICTORS[key] = jax.jit(lambda trainable, non_trainable, inputs: model.stateless_call(trainable, non_trainable, inputs, training=False)[0])
-    probabilities = _PREDICTORS[key]([v.value for v in model.trainable_variables], [v.value for v in model.non_trainable_variables], jnp.asarray(x))
+        _PREDICTORS[key] = jax.jit(
+            lambda trainable, non_trainable, inputs: model.stateless_call(
+                trainable, non_trainable, inputs, training=False
+            )[0]
+        )
+    probabilities = _PREDICTORS[key](
+        [v.value for v in model.trainable_variables], [v.value for v in model.non_trainable_variables], jnp.asarray(x)
+    )
     return np.asarray(probabilities)
 
 
-def fit(model, x_train: np.ndarray, y_train: np.ndarray, config: RunConfig, progress: ProgressHook | None = None, *,
-        orders: list[np.ndarray] | None = None, checkpoint=None, resume: dict | None = None) -> FitResult:
+def fit(
+    model,
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    config: RunConfig,
+    progress: ProgressHook | None = None,
+    *,
+    orders: list[np.ndarray] | None = None,
+    checkpoint=None,
+    resume: dict | None = None,
+) -> FitResult:
     """Train ``model`` as ``model.fit`` would, in jitted chunks; the model holds the trained weights after.
 
     ``orders``, ``checkpoint`` and ``resume`` are `keras_fit.fit`'s: the two paths are interchangeable.
@@ -226,8 +257,16 @@ def _stack(trees: list):
     return jax.tree_util.tree_map(lambda *leaves: jnp.stack(leaves), *trees)
 
 
-def fit_many(models: list, x_train: np.ndarray, labels: list[np.ndarray], config: RunConfig, orders: list[list[np.ndarray]],
-             progress: ProgressHook | None = None, checkpoint=None, resume: dict | None = None) -> list[FitResult]:
+def fit_many(
+    models: list,
+    x_train: np.ndarray,
+    labels: list[np.ndarray],
+    config: RunConfig,
+    orders: list[list[np.ndarray]],
+    progress: ProgressHook | None = None,
+    checkpoint=None,
+    resume: dict | None = None,
+) -> list[FitResult]:
     """Train several models of one architecture together, each as ``model.fit`` would train it alone.
 
     ``labels[r]`` and ``orders[r]`` (from `keras_fit.draw_orders`) belong to ``models[r]``; ``config`` is
@@ -236,11 +275,22 @@ def fit_many(models: list, x_train: np.ndarray, labels: list[np.ndarray], config
     continue (a dict of numpy arrays and lists); ``resume=saved`` continues from such a dict, and
     the result is bit for bit that of an uninterrupted run.
     """
-    return [results[0] for results in _fit([[model] for model in models], x_train, labels, config, orders, progress, checkpoint, resume)]
+    return [
+        results[0]
+        for results in _fit(
+            [[model] for model in models], x_train, labels, config, orders, progress, checkpoint, resume
+        )
+    ]
 
 
-def fit_packed(packs: list[list], x_train: np.ndarray, labels: list[np.ndarray], config: RunConfig, orders: list[list[np.ndarray]],
-               progress: ProgressHook | None = None) -> list[list[FitResult]]:
+def fit_packed(
+    packs: list[list],
+    x_train: np.ndarray,
+    labels: list[np.ndarray],
+    config: RunConfig,
+    orders: list[list[np.ndarray]],
+    progress: ProgressHook | None = None,
+) -> list[list[FitResult]]:
     """Train ``packs[r]`` — models of one seed that see the same batches (a comparison's variants) — as one run of branches.
 
     ``labels[r]`` and ``orders[r]`` are shared by the models of ``packs[r]``; runs are vmapped as
@@ -250,7 +300,9 @@ def fit_packed(packs: list[list], x_train: np.ndarray, labels: list[np.ndarray],
     return _fit(packs, x_train, labels, config, orders, progress)
 
 
-def _fit(packs: list[list], x_train, labels, config: RunConfig, orders, progress=None, checkpoint=None, resume=None) -> list[list[FitResult]]:
+def _fit(
+    packs: list[list], x_train, labels, config: RunConfig, orders, progress=None, checkpoint=None, resume=None
+) -> list[list[FitResult]]:
     runs, branches = len(packs), len(packs[0])
     # One record per model ("view"): model k of run r is view r·branches + k.
     views = runs * branches
@@ -279,8 +331,16 @@ def _fit(packs: list[list], x_train, labels, config: RunConfig, orders, progress
         optimizer = type(own).from_config(own.get_config())
         optimizer.build([v for model in packs[0] for v in model.trainable_variables])
         optimizer_states = [[v.value for v in optimizer.variables] for _ in packs]
-    state = _stack([([v.value for model in pack for v in model.trainable_variables], [v.value for model in pack for v in model.non_trainable_variables], opt)
-                    for pack, opt in zip(packs, optimizer_states)])
+    state = _stack(
+        [
+            (
+                [v.value for model in pack for v in model.trainable_variables],
+                [v.value for model in pack for v in model.non_trainable_variables],
+                opt,
+            )
+            for pack, opt in zip(packs, optimizer_states)
+        ]
+    )
     initial = [jnp.array(v, copy=True) for v in state[0]]
     program = _program_for(packs[0], optimizer, batch, config.step_stats)
 
@@ -327,7 +387,9 @@ def _fit(packs: list[list], x_train, labels, config: RunConfig, orders, progress
             continue
         if first == 0:
             padding = np.zeros(len(positions) - fit_samples, dtype=np.int64)
-            epoch_orders = [np.concatenate([run_orders[epoch], padding]).reshape(steps_per_epoch, batch) for run_orders in orders]
+            epoch_orders = [
+                np.concatenate([run_orders[epoch], padding]).reshape(steps_per_epoch, batch) for run_orders in orders
+            ]
             epoch_start = time.perf_counter()
         indices = np.stack([_padded(order, first, length, chunk_length) for order in epoch_orders])
         masks = _padded(masks_epoch, first, length, chunk_length)
@@ -336,16 +398,27 @@ def _fit(packs: list[list], x_train, labels, config: RunConfig, orders, progress
         # view of them: a real copy, kept to replay this chunk if a run diverges in it.
         before = jax.tree_util.tree_map(lambda leaf: np.array(leaf, copy=True), state)
         state, (loss, correct, chunk_norms) = program.chunk(state, indices, masks, active, x_fit, y_fit, initial)
-        loss, correct, chunk_norms = by_view(loss[:, :length]), by_view(correct[:, :length]), norms_by_view(chunk_norms[:, :length])
+        loss, correct, chunk_norms = (
+            by_view(loss[:, :length]),
+            by_view(correct[:, :length]),
+            norms_by_view(chunk_norms[:, :length]),
+        )
         chunk_losses = np.asarray(loss)
         for v in np.nonzero(~np.isfinite(chunk_losses).all(axis=1))[0]:
             if v not in stopped:
                 r, k = divmod(int(v), branches)
                 bad = int(np.argmax(~np.isfinite(chunk_losses[v])))
-                kept, kept_state = _last_finite_state(program, before, r, bad, indices, masks, x_fit, y_fit, initial, slice(k * width, (k + 1) * width))
+                kept, kept_state = _last_finite_state(
+                    program, before, r, bad, indices, masks, x_fit, y_fit, initial, slice(k * width, (k + 1) * width)
+                )
                 global_first = epoch * steps_per_epoch + first
-                stopped[v] = {"step": global_first + bad + 1, "epoch": epoch + 1, "loss": str(float(chunk_losses[v, bad])),
-                              "kept_steps": global_first + kept, "state": kept_state}
+                stopped[v] = {
+                    "step": global_first + bad + 1,
+                    "epoch": epoch + 1,
+                    "loss": str(float(chunk_losses[v, bad])),
+                    "kept_steps": global_first + kept,
+                    "state": kept_state,
+                }
         losses.append(loss)
         corrects.append(correct)
         step_norms.append(chunk_norms)
@@ -355,10 +428,14 @@ def _fit(packs: list[list], x_train, labels, config: RunConfig, orders, progress
             snapshots.append([np.array(v, dtype=np.float32, copy=True) for v in state[0]])
             snapshot_steps.append(done)
         if epoch_ended:
-            epoch_losses = np.concatenate([np.asarray(l, dtype=np.float64) for l in losses], axis=1)[:, -steps_per_epoch:]
+            epoch_losses = np.concatenate([np.asarray(chunk, dtype=np.float64) for chunk in losses], axis=1)[
+                :, -steps_per_epoch:
+            ]
             epoch_correct = np.concatenate([np.asarray(c) for c in corrects], axis=1)[:, -steps_per_epoch:]
             if fit_samples < samples:
-                val_loss, val_accuracy = (np.asarray(v).reshape(views) for v in program.evaluate(state[0], state[1], x_val, y_val))
+                val_loss, val_accuracy = (
+                    np.asarray(v).reshape(views) for v in program.evaluate(state[0], state[1], x_val, y_val)
+                )
             else:
                 val_loss = val_accuracy = np.full(views, np.nan)
             for v in range(views):
@@ -368,16 +445,20 @@ def _fit(packs: list[list], x_train, labels, config: RunConfig, orders, progress
                 history[v]["val_accuracy"].append(float(val_accuracy[v]))
             epoch_seconds.append(time.perf_counter() - epoch_start)
             if checkpoint is not None and not stopped:
-                checkpoint({
-                    "path": TRAINING_PATH,
-                    "epochs_done": epoch + 1,
-                    "state": jax.tree_util.tree_map(lambda leaf: np.array(leaf, copy=True), state),
-                    "losses": np.concatenate([np.asarray(l) for l in losses], axis=1),
-                    "corrects": np.concatenate([np.asarray(c) for c in corrects], axis=1),
-                    "norms": np.concatenate([np.asarray(n) for n in step_norms], axis=1),
-                    "snapshots": snapshots, "snapshot_steps": list(snapshot_steps),
-                    "history": history, "epoch_seconds": list(epoch_seconds),
-                })
+                checkpoint(
+                    {
+                        "path": TRAINING_PATH,
+                        "epochs_done": epoch + 1,
+                        "state": jax.tree_util.tree_map(lambda leaf: np.array(leaf, copy=True), state),
+                        "losses": np.concatenate([np.asarray(chunk) for chunk in losses], axis=1),
+                        "corrects": np.concatenate([np.asarray(c) for c in corrects], axis=1),
+                        "norms": np.concatenate([np.asarray(n) for n in step_norms], axis=1),
+                        "snapshots": snapshots,
+                        "snapshot_steps": list(snapshot_steps),
+                        "history": history,
+                        "epoch_seconds": list(epoch_seconds),
+                    }
+                )
             if progress:
                 logs = {key: values[-1] for key, values in history[0].items()}
                 progress(done, total_steps, dict(logs, epoch=epoch + 1, seconds=epoch_seconds[-1]))
@@ -385,7 +466,7 @@ def _fit(packs: list[list], x_train, labels, config: RunConfig, orders, progress
             progress(done, total_steps, None)
     train_seconds = time.perf_counter() - start
 
-    all_losses = np.concatenate([np.asarray(l, dtype=np.float64) for l in losses], axis=1)
+    all_losses = np.concatenate([np.asarray(chunk, dtype=np.float64) for chunk in losses], axis=1)
     norms = np.concatenate([np.asarray(n, dtype=np.float64) for n in step_norms], axis=1)
     results: list[list[FitResult]] = [[] for _ in range(runs)]
     epochs_of_steps = np.repeat(np.arange(config.epochs), steps_per_epoch)
@@ -394,7 +475,9 @@ def _fit(packs: list[list], x_train, labels, config: RunConfig, orders, progress
         model = packs[r][k]
         divergence = stopped.get(v)
         kept = divergence["kept_steps"] if divergence else all_losses.shape[1]
-        final_state = divergence["state"] if divergence else jax.tree_util.tree_map(lambda leaf, r=r: np.asarray(leaf[r]), state)
+        final_state = (
+            divergence["state"] if divergence else jax.tree_util.tree_map(lambda leaf, r=r: np.asarray(leaf[r]), state)
+        )
         final_weights = branch_of(list(final_state[0]), k)
         for variable, value in zip(model.trainable_variables, final_weights):
             variable.assign(value)
@@ -421,11 +504,23 @@ def _fit(packs: list[list], x_train, labels, config: RunConfig, orders, progress
             weight_norm=norms[v, :kept, 2, :],
         )
         completed_epochs = kept // steps_per_epoch
-        model_history = {key: values[:completed_epochs] for key, values in history[v].items() if fit_samples < samples or not key.startswith("val_")}
+        model_history = {
+            key: values[:completed_epochs]
+            for key, values in history[v].items()
+            if fit_samples < samples or not key.startswith("val_")
+        }
         # Models trained together share the clock: each is charged its share of the time.
-        results[r].append(FitResult(history=model_history, epoch_seconds=[t / views for t in epoch_seconds][:completed_epochs],
-                                    train_seconds=train_seconds / views, steps=kept, tracked=tracked, path=TRAINING_PATH,
-                                    diverged={key: value for key, value in divergence.items() if key != "state"} if divergence else None))
+        results[r].append(
+            FitResult(
+                history=model_history,
+                epoch_seconds=[t / views for t in epoch_seconds][:completed_epochs],
+                train_seconds=train_seconds / views,
+                steps=kept,
+                tracked=tracked,
+                path=TRAINING_PATH,
+                diverged={key: value for key, value in divergence.items() if key != "state"} if divergence else None,
+            )
+        )
     return results
 
 
@@ -441,8 +536,12 @@ def _last_finite_state(program, before, run: int, bad: int, indices, masks, x_fi
         if kept <= 0:
             return 0, start
         active = np.arange(chunk_length) < kept
-        fresh = jax.tree_util.tree_map(lambda leaf: jnp.array(leaf, copy=True), start)  # donated by the call: never start's own memory
-        replayed, _ = program._chunk_one(fresh, indices[run], masks, active, x_fit, y_fit[run], [leaf[run] for leaf in initial])
+        fresh = jax.tree_util.tree_map(
+            lambda leaf: jnp.array(leaf, copy=True), start
+        )  # donated by the call: never start's own memory
+        replayed, _ = program._chunk_one(
+            fresh, indices[run], masks, active, x_fit, y_fit[run], [leaf[run] for leaf in initial]
+        )
         replayed = jax.tree_util.tree_map(lambda leaf: np.array(leaf, copy=True), replayed)
         if all(np.isfinite(w).all() for w in replayed[0][branch]):
             return kept, replayed

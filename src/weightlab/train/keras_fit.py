@@ -84,7 +84,9 @@ def _fit_would_build(model) -> bool:
     order one must draw it too. (The fused path's equivalence test notices if Keras changes this.)
     """
     compiled = [getattr(model, "_compile_loss", None), getattr(model, "_compile_metrics", None)]
-    return not all(layer.built for layer in model._flatten_layers()) or any(part is not None and not part.built for part in compiled)
+    return not all(layer.built for layer in model._flatten_layers()) or any(
+        part is not None and not part.built for part in compiled
+    )
 
 
 def draw_orders(model, fit_samples: int, epochs: int) -> list[np.ndarray]:
@@ -98,8 +100,17 @@ def draw_orders(model, fit_samples: int, epochs: int) -> list[np.ndarray]:
     return [np.random.permutation(fit_samples) for _ in range(epochs)]
 
 
-def fit(model, x_train: np.ndarray, y_train: np.ndarray, config: RunConfig, progress: ProgressHook | None = None, *,
-        orders: list[np.ndarray] | None = None, checkpoint: Callable[[dict], None] | None = None, resume: dict | None = None) -> FitResult:
+def fit(
+    model,
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    config: RunConfig,
+    progress: ProgressHook | None = None,
+    *,
+    orders: list[np.ndarray] | None = None,
+    checkpoint: Callable[[dict], None] | None = None,
+    resume: dict | None = None,
+) -> FitResult:
     """``model.fit`` as the tutorial calls it, with a WeightTracker and a clock attached, one epoch per call.
 
     weightlab holds out the validation split as Keras does (the last fraction, unshuffled) and
@@ -119,8 +130,13 @@ def fit(model, x_train: np.ndarray, y_train: np.ndarray, config: RunConfig, prog
     per_epoch = steps_per_epoch(samples, config)
     orders = orders if orders is not None else draw_orders(model, fit_samples, config.epochs)
 
-    tracker = WeightTracker(snapshot_every=config.snapshot_every, batch_size=config.batch_size, samples=fit_samples,
-                            step_stats=config.step_stats, across_fits=True)
+    tracker = WeightTracker(
+        snapshot_every=config.snapshot_every,
+        batch_size=config.batch_size,
+        samples=fit_samples,
+        step_stats=config.step_stats,
+        across_fits=True,
+    )
     history: dict[str, list[float]] = {}
     start_epoch, seconds_before = 0, []
     if resume is not None:
@@ -129,8 +145,17 @@ def fit(model, x_train: np.ndarray, y_train: np.ndarray, config: RunConfig, prog
     start = time.perf_counter()
     for epoch in range(start_epoch, config.epochs):
         order = orders[epoch]
-        logs = model.fit(x_fit[order], y_fit[order], batch_size=config.batch_size, epochs=epoch + 1, initial_epoch=epoch,
-                         validation_data=validation, shuffle=False, callbacks=[tracker, clock], verbose=0)
+        logs = model.fit(
+            x_fit[order],
+            y_fit[order],
+            batch_size=config.batch_size,
+            epochs=epoch + 1,
+            initial_epoch=epoch,
+            validation_data=validation,
+            shuffle=False,
+            callbacks=[tracker, clock],
+            verbose=0,
+        )
         if tracker.diverged:
             break
         for key, values in logs.history.items():
@@ -138,7 +163,15 @@ def fit(model, x_train: np.ndarray, y_train: np.ndarray, config: RunConfig, prog
         if checkpoint is not None:
             checkpoint(_saved(model, tracker, epoch + 1, history, seconds_before + clock.seconds))
         if progress:
-            progress(clock.step, clock.total, {**{key: values[-1] for key, values in history.items()}, "epoch": epoch + 1, "seconds": clock.seconds[-1]})
+            progress(
+                clock.step,
+                clock.total,
+                {
+                    **{key: values[-1] for key, values in history.items()},
+                    "epoch": epoch + 1,
+                    "seconds": clock.seconds[-1],
+                },
+            )
     train_seconds = time.perf_counter() - start
     tracked = tracker.result()
     epoch_seconds = seconds_before + clock.seconds
@@ -148,12 +181,19 @@ def fit(model, x_train: np.ndarray, y_train: np.ndarray, config: RunConfig, prog
         epochs_done = tracker.diverged["kept_steps"] // per_epoch
         history = {key: values[:epochs_done] for key, values in history.items()}
         epoch_seconds = epoch_seconds[:epochs_done]
-    return FitResult(history=history, epoch_seconds=epoch_seconds, train_seconds=train_seconds, steps=len(tracked.loss),
-                     tracked=tracked, diverged=tracker.diverged)
+    return FitResult(
+        history=history,
+        epoch_seconds=epoch_seconds,
+        train_seconds=train_seconds,
+        steps=len(tracked.loss),
+        tracked=tracked,
+        diverged=tracker.diverged,
+    )
 
 
 def _saved(model, tracker: WeightTracker, epochs_done: int, history: dict, epoch_seconds: list[float]) -> dict:
     """A checkpoint in the layout the fused path writes (one run: a leading axis of 1)."""
+
     def numpy(variables) -> list[np.ndarray]:
         return [np.array(keras.ops.convert_to_numpy(v.value))[None] for v in variables]
 
@@ -161,7 +201,11 @@ def _saved(model, tracker: WeightTracker, epochs_done: int, history: dict, epoch
     return {
         "path": TRAINING_PATH,
         "epochs_done": epochs_done,
-        "state": (numpy(model.trainable_variables), numpy(model.non_trainable_variables), numpy(model.optimizer.variables)),
+        "state": (
+            numpy(model.trainable_variables),
+            numpy(model.non_trainable_variables),
+            numpy(model.optimizer.variables),
+        ),
         "losses": record["losses"][None],
         "norms": record["norms"][None],
         "snapshots": [[w[None] for w in snapshot] for snapshot in record["snapshots"]],
@@ -175,19 +219,28 @@ def _restore(model, tracker: WeightTracker, saved: dict, per_epoch: int) -> tupl
     """Load a checkpoint from `_saved` into ``model`` and ``tracker``: (epochs done, history, epoch seconds)."""
     trainable, non_trainable, optimizer = ([leaf[0] for leaf in group] for group in saved["state"])
     model.optimizer.build(model.trainable_variables)
-    for variable, value in zip(model.trainable_variables + model.non_trainable_variables + model.optimizer.variables,
-                               trainable + non_trainable + optimizer, strict=True):
+    for variable, value in zip(
+        model.trainable_variables + model.non_trainable_variables + model.optimizer.variables,
+        trainable + non_trainable + optimizer,
+        strict=True,
+    ):
         variable.assign(value)
     losses = np.asarray(saved["losses"][0], dtype=np.float64)
-    tracker.restore({
-        "names": variable_names(model),
-        "snapshots": [[w[0] for w in snapshot] for snapshot in saved["snapshots"]],
-        "snapshot_steps": saved["snapshot_steps"],
-        "losses": losses,
-        "epochs": np.arange(len(losses)) // per_epoch,
-        "norms": saved["norms"][0],
-    })
-    return saved["epochs_done"], {key: list(values) for key, values in saved["history"][0].items()}, list(saved["epoch_seconds"])
+    tracker.restore(
+        {
+            "names": variable_names(model),
+            "snapshots": [[w[0] for w in snapshot] for snapshot in saved["snapshots"]],
+            "snapshot_steps": saved["snapshot_steps"],
+            "losses": losses,
+            "epochs": np.arange(len(losses)) // per_epoch,
+            "norms": saved["norms"][0],
+        }
+    )
+    return (
+        saved["epochs_done"],
+        {key: list(values) for key, values in saved["history"][0].items()},
+        list(saved["epoch_seconds"]),
+    )
 
 
 def predict(model, x: np.ndarray) -> np.ndarray:

@@ -53,7 +53,10 @@ def variable_names(model, variables=None) -> list[str]:
     """Names of ``variables`` (default: the trainable ones) relative to the model: "hidden/kernel",
     not "my_model/hidden/kernel" — names that survive renaming the model."""
     prefix = f"{model.name}/"
-    return [variable.path.removeprefix(prefix) for variable in (model.trainable_variables if variables is None else variables)]
+    return [
+        variable.path.removeprefix(prefix)
+        for variable in (model.trainable_variables if variables is None else variables)
+    ]
 
 
 def _step_norms(current, initial, previous):
@@ -84,8 +87,14 @@ class WeightTracker(keras.callbacks.Callback):
     recording exactly where it stopped.
     """
 
-    def __init__(self, snapshot_every: int = 0, batch_size: int | None = None, samples: int | None = None, step_stats: bool = True,
-                 across_fits: bool = False):
+    def __init__(
+        self,
+        snapshot_every: int = 0,
+        batch_size: int | None = None,
+        samples: int | None = None,
+        step_stats: bool = True,
+        across_fits: bool = False,
+    ):
         super().__init__()
         self.step_stats = step_stats
         self.across_fits = across_fits
@@ -179,9 +188,18 @@ class WeightTracker(keras.callbacks.Callback):
         Those are the weights this batch's loss was computed with (the tracker's copy of the
         previous step), if they are finite; else the last snapshot, which always is.
         """
-        self.diverged = {"step": self._step + 1, "epoch": self._epoch + 1, "loss": str(float(batch_loss)), "kept_steps": self._step}
+        self.diverged = {
+            "step": self._step + 1,
+            "epoch": self._epoch + 1,
+            "loss": str(float(batch_loss)),
+            "kept_steps": self._step,
+        }
         self.model.stop_training = True
-        previous = [np.asarray(keras.ops.convert_to_numpy(v), dtype=np.float32) for v in self._previous] if self.step_stats else None
+        previous = (
+            [np.asarray(keras.ops.convert_to_numpy(v), dtype=np.float32) for v in self._previous]
+            if self.step_stats
+            else None
+        )
         if previous is not None and all(np.isfinite(w).all() for w in previous):
             self._snapshot_values(previous)
         else:  # fall back to the last snapshot, and drop the statistics recorded after it
@@ -241,12 +259,18 @@ class WeightTracker(keras.callbacks.Callback):
         self._losses = [float(loss) for loss in record["losses"]]
         self._epochs = [int(epoch) for epoch in record["epochs"]]
         self._step = len(self._losses)
-        self._norm_chunks = [np.asarray(record["norms"], dtype=np.float64)] if self.step_stats and len(record["norms"]) else []
+        self._norm_chunks = (
+            [np.asarray(record["norms"], dtype=np.float64)] if self.step_stats and len(record["norms"]) else []
+        )
 
     # -- results -------------------------------------------------------------------------
     def result(self) -> TrackedWeights:
         """Everything recorded so far, as numpy arrays."""
-        norms = np.concatenate(self._norm_chunks) if self._norm_chunks else np.full((len(self._losses), 3, len(self._names)), np.nan)
+        norms = (
+            np.concatenate(self._norm_chunks)
+            if self._norm_chunks
+            else np.full((len(self._losses), 3, len(self._names)), np.nan)
+        )
         steps = np.asarray(self._snapshot_steps, dtype=np.int64)
         return TrackedWeights(
             variable_names=list(self._names),
