@@ -1,0 +1,147 @@
+"""RunWriter: a run directory written under a hidden name and renamed into place when complete."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from weightlab.errors import RunDirError
+from weightlab.fileio import atomic_write
+from weightlab.store.format import CHECKPOINT, FORMAT_VERSION, HISTORY_COLUMNS, TEMP_PREFIX, dumps
+
+
+class RunWriter:
+    """Writes one run (or proof, comparison) directory under a temporary name; `commit` renames it into place.
+
+    Created before training starts, so an unusable ``--out`` fails in a second, not after
+    the training. Used as a context manager, a failure removes the temporary directory.
+    """
+
+    def __init__(self, out: str | os.PathLike, run_id: str, adopt: bool = False):
+        """``adopt=True`` continues an interrupted run's existing temporary directory (``--resume``)."""
+        self.out = Path(out)
+        self.run_id = run_id
+        self.adopted = adopt
+        if self.out.exists() and not self.out.is_dir():
+            raise RunDirError(f"--out {self.out} is a file; pass a directory (it is created if missing)")
+        try:
+            self.out.mkdir(parents=True, exist_ok=True)
+            self.temp = self.out / f"{TEMP_PREFIX}{run_id}"
+            if not adopt:
+                self.temp.mkdir()
+        except OSError as error:
+            raise RunDirError(
+                f"cannot create a directory in {self.out} ({error.strerror}); pass a writable --out"
+            ) from error
+        self.path = self.out / run_id
+        if self.path.exists():
+            if not adopt:  # an adopted directory is an interrupted run: never the writer's to remove
+                shutil.rmtree(self.temp, ignore_errors=True)
+            raise RunDirError(f"{self.path} already exists; it is never overwritten: pass another --out or remove it")
+
+    def __enter__(self) -> RunWriter:
+        return self
+
+    def __exit__(self, kind, error, traceback) -> None:
+        # Stopped (Ctrl-C, a full disk, any failure) after an epoch's checkpoint: keep the hidden
+        # directory, whose checkpoint is consistent (written atomically); `--resume` continues it.
+        # A directory adopted to resume is never the writer's to remove, whatever happened.
+        os_error = isinstance(error, OSError) and not isinstance(error, RunDirError)
+        resumable = self.adopted or (self.temp / CHECKPOINT).is_file()
+        if self.temp.exists() and not resumable:
+            shutil.rmtree(self.temp, ignore_errors=True)
+        if os_error:
+            reason = error.strerror or str(error)
+            if resumable:
+                raise RunDirError(
+                    f"could not write {self.path} ({reason}); the run up to its last finished epoch is kept in {self.temp}: "
+                    f"free space and continue it with `weightlab run --resume {self.temp}`"
+                ) from error
+            raise RunDirError(
+                f"could not write {self.path} ({reason}); nothing of it was kept: free space or pick another --out and rerun"
+            ) from error
+
+    def write_json(self, name: str, value) -> None:
+        (self.temp / name).write_text(dumps(value) + "\n")
+
+    def write_history(self, history: dict[str, list[float]], epoch_seconds: list[float]) -> None:
+        with open(self.temp / "history.csv", "w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(HISTORY_COLUMNS)
+            for epoch, seconds in enumerate(epoch_seconds):
+                row = [epoch + 1] + [history.get(key, [math.nan] * (epoch + 1))[epoch] for key in HISTORY_COLUMNS[1:-1]]
+                writer.writerow(row + [seconds])
+
+    def write_steps(self, tracked) -> None:
+        np.savez(
+            self.temp / "steps.npz",
+            step=np.arange(1, len(tracked.loss) + 1),
+            epoch=tracked.epoch,
+            loss=tracked.loss,
+            variables=np.asarray(tracked.variable_names),
+            distance_from_init=tracked.distance_from_init,
+            update_norm=tracked.update_norm,
+            weight_norm=tracked.weight_norm,
+            update_ratio=tracked.update_ratio,
+        )
+
+    def write_predictions(self, labels: np.ndarray, probabilities: np.ndarray) -> None:
+        """The trained model's answer for every test image: what it predicted, and how sure it was."""
+        probabilities = np.asarray(probabilities)
+        np.savez(
+            self.temp / "predictions.npz",
+            label=np.asarray(labels, dtype=np.uint8),
+            predicted=probabilities.argmax(axis=1).astype(np.uint8),
+            confidence=probabilities.max(axis=1).astype(np.float32),
+        )
+
+    def write_snapshots(self, tracked, attributes: dict[str, str]) -> None:
+        import h5py
+
+        with h5py.File(self.temp / "snapshots.h5", "w") as h5:
+            h5.attrs["format_version"] = FORMAT_VERSION
+            for key, value in attributes.items():
+                h5.attrs[key] = value
+            h5.create_dataset("steps", data=tracked.snapshot_steps)
+            h5.create_dataset("epochs", data=tracked.snapshot_epochs)
+            for name, stack in tracked.snapshots.items():
+                h5.create_dataset(f"weights/{name}", data=stack.astype(np.float32))
+
+    def write_checkpoint(self, saved: dict, orders: list[np.ndarray]) -> None:
+        """Everything needed to continue this run from the epoch just finished (replaced each epoch)."""
+        arrays = {
+            "path": np.asarray(saved["path"]),  # the training path that wrote it, and must continue it
+            "epochs_done": np.asarray(saved["epochs_done"]),
+            "orders": np.stack(orders),
+            "losses": saved["losses"],
+            "norms": saved["norms"],
+            "snapshot_steps": np.asarray(saved["snapshot_steps"]),
+            "epoch_seconds": np.asarray(saved["epoch_seconds"]),
+            "history": np.asarray(json.dumps(saved["history"])),
+        }
+        if saved.get("corrects") is not None:  # per-step correct counts: the fused path's accuracy
+            arrays["corrects"] = saved["corrects"]
+        for group, leaves in enumerate(saved["state"]):
+            for index, leaf in enumerate(leaves):
+                arrays[f"state_{group}_{index}"] = leaf
+        for k, snapshot in enumerate(saved["snapshots"]):
+            for index, leaf in enumerate(snapshot):
+                arrays[f"snapshot_{k}_{index}"] = leaf
+        with atomic_write(self.temp / CHECKPOINT, "wb") as handle:
+            np.savez(handle, **arrays)
+
+    def commit(self) -> Path:
+        """Make the run visible: flush every file, then one rename."""
+        (self.temp / CHECKPOINT).unlink(missing_ok=True)  # for --resume only; a finished run needs none
+        for file in self.temp.iterdir():
+            if file.is_file():  # subdirectories (a proof's runs) were committed on their own
+                with open(file, "rb") as handle:
+                    os.fsync(handle.fileno())
+        os.rename(self.temp, self.path)
+        return self.path
