@@ -246,9 +246,9 @@ def _restore(model, tracker: WeightTracker, saved: dict, per_epoch: int) -> tupl
 def predict(model, x: np.ndarray) -> np.ndarray:
     """Output probabilities (n, classes): a cached jitted call on JAX, `model.predict` elsewhere."""
     if keras.backend.backend() == "jax" and not model.non_trainable_variables:
-        from weightlab.train import fused_jax
+        from weightlab.train import fused_program
 
-        return fused_jax.predict(model, x)
+        return fused_program.predict(model, x)
     return np.asarray(model.predict(x, batch_size=1000, verbose=0))
 
 
