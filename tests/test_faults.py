@@ -221,7 +221,7 @@ def test_resume_ends_bit_identical_to_an_uninterrupted_run(tmp_path, snapshot_ev
     )
     full = weightlab.run(out=tmp_path / "full", report=False, **config)
     left = interrupted_run(tmp_path / "cut", epoch=1, **config)
-    assert sorted(p.name for p in left.iterdir()) == ["checkpoint.npz", "config.json"]
+    assert sorted(p.name for p in left.iterdir()) == ["checkpoint.npz", "config.json", "snapshots.h5"]
     resumed = weightlab.run(resume=left, report=False)
     assert resumed.path.name == left.name.removeprefix(".incomplete-") and not left.exists()
     assert (

@@ -65,10 +65,23 @@ def test_keras_fit_path_is_the_tutorials_model_fit_bit_for_bit(small):
     assert result.history == {key: [float(v) for v in values] for key, values in history.items()}
 
 
-def test_chunks_split_at_snapshots_and_epoch_ends():
-    assert fused_jax._chunks(5, 2, 0) == [(0, 0, 5), (1, 0, 5)]
-    # snapshots every 3 global steps: 3, 6, 9 and the epoch ends 5, 10
-    assert fused_jax._chunks(5, 2, 3) == [(0, 0, 3), (0, 3, 2), (1, 0, 1), (1, 1, 3), (1, 4, 1)]
+def test_chunks_are_epochs_unless_the_snapshot_buffer_overflows():
+    from weightlab.train.schedule import plan_chunks
+
+    schedule = np.array([0, 3, 5, 6, 9, 10])  # every 3 global steps and the epoch ends 5, 10
+    # a buffer that holds an epoch's snapshots: one chunk per epoch, each snapshot at its step's index
+    assert plan_chunks(schedule, 5, 2, capacity=3) == [
+        (0, 0, 5, [(2, 3), (4, 5)]),
+        (1, 0, 5, [(0, 6), (3, 9), (4, 10)]),
+    ]
+    # one slot: a chunk ends at every snapshot
+    assert plan_chunks(schedule, 5, 2, capacity=1) == [
+        (0, 0, 3, [(2, 3)]),
+        (0, 3, 2, [(1, 5)]),
+        (1, 0, 1, [(0, 6)]),
+        (1, 1, 3, [(2, 9)]),
+        (1, 4, 1, [(0, 10)]),
+    ]
 
 
 def test_run_picks_the_path_it_claims(tmp_path):

@@ -50,7 +50,20 @@ def cli_run(tmp_path_factory):
     stdout = io.StringIO()
     with contextlib.redirect_stdout(stdout):
         code = main(
-            ["run", "--dataset", "synthetic", "--epochs", "2", "--snapshot-every", "50", "--out", str(out), "--json"]
+            [
+                "run",
+                "--dataset",
+                "synthetic",
+                "--epochs",
+                "2",
+                "--snapshots",
+                "0",
+                "--snapshot-every",
+                "50",
+                "--out",
+                str(out),
+                "--json",
+            ]
         )
     assert code == 0
     return out, json.loads(stdout.getvalue())

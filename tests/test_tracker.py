@@ -82,7 +82,7 @@ def test_per_step_loss_is_each_batchs_own_loss(every_step):
 
 
 def test_every_n_steps_adds_snapshots_without_duplicates_and_the_tracker_can_be_reused():
-    tracker = WeightTracker(snapshot_every=3)
+    tracker = WeightTracker(snapshot_every=3, snapshots=0)
     _, first, _, _ = users_fit(tracker)
     assert first.snapshot_steps.tolist() == [0, 3, 4, 6, 8]  # every 3 steps, plus each epoch's end
     _, second, _, _ = users_fit(tracker, epochs=1)

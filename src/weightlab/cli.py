@@ -67,11 +67,18 @@ def _run_flags(parser: argparse.ArgumentParser, defaults: RunConfig, several_hid
         help="auto: the fused JAX loop on jax (same weights as model.fit, faster), else model.fit (default %(default)s)",
     )
     parser.add_argument(
+        "--snapshots",
+        type=int,
+        default=defaults.snapshots,
+        metavar="N",
+        help="snapshots of the weights to keep: step 0, each epoch's end and log-spaced steps, dense early (default %(default)s)",
+    )
+    parser.add_argument(
         "--snapshot-every",
         type=int,
         default=defaults.snapshot_every,
         metavar="N",
-        help="also keep the weights every N steps (default: epoch ends only)",
+        help="also keep the weights every N steps, on top of --snapshots (default: none)",
     )
     parser.add_argument("--shuffle-labels", action="store_true", help="a control: train on the labels permuted once")
     parser.add_argument(
@@ -131,6 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
         ("--learning-rate", "learning rate"),
         ("--optimizer", "optimizer"),
         ("--dataset", "dataset"),
+        ("--snapshots", "snapshots kept per run"),
     ):
         sweep.add_argument(
             flag, default=None, metavar="V[,V…]", help=f"{text}: one value, or a comma-separated list to sweep"
@@ -326,7 +334,7 @@ def _sweep_spec(args) -> tuple[RunConfig, dict, int]:
             grid[field] = (
                 parse_axis(f"{field}={','.join(map(str, values))}")[1] if isinstance(values, list) else [values]
             )
-    for field in ("hidden", "epochs", "batch_size", "learning_rate", "optimizer", "dataset"):
+    for field in ("hidden", "epochs", "batch_size", "learning_rate", "optimizer", "dataset", "snapshots"):
         text = getattr(args, field)
         if text is not None:
             name, values = parse_axis(f"{field}={text}")

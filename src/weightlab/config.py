@@ -35,7 +35,10 @@ class RunConfig:
     seed: int = 0
     # A control: train on the training labels permuted once (by the seed), so nothing can be learned.
     shuffle_labels: bool = False
-    # Weights are always kept at step 0 and at each epoch's end; this adds one every N steps.
+    # How many snapshots of the weights to keep: step 0, each epoch's end, the last step and
+    # log-spaced steps between (dense early, where the weights move fastest); see train/schedule.py.
+    snapshots: int = 48
+    # Adds a snapshot every N steps on top of that schedule (0: none).
     snapshot_every: int = 0
     # Per-step weight statistics (‖W_t − W_0‖, update norm, weight norm); off only to measure their cost.
     step_stats: bool = True
@@ -96,6 +99,7 @@ def validate(config: RunConfig) -> None:
     require_int("epochs", config.epochs, 1, "--epochs")
     require_int("batch_size", config.batch_size, 1, "--batch-size")
     require_int("seed", config.seed, 0, "--seed")
+    require_int("snapshots", config.snapshots, 0, "--snapshots")
     require_int("snapshot_every", config.snapshot_every, 0, "--snapshot-every")
     rate = config.learning_rate
     if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not math.isfinite(rate) or rate <= 0:

@@ -81,6 +81,9 @@ def run(
         # The data orders are kept with each epoch's checkpoint, so a resumed run sees exactly
         # the batches it would have: it takes the saved ones, not those drawn again.
         orders = orders or drawn
+        # Snapshots stream into the hidden directory's snapshots.h5 as they are taken; a resumed
+        # run's file is cut back to the snapshots its checkpoint counts.
+        store = _snapshot_store(writer, model, len(x_train), config, saved["snapshot_steps"] if saved else None)
         fitted = trainer.fit(
             model,
             x_train,
@@ -90,6 +93,7 @@ def run(
             orders=orders,
             resume=saved,
             checkpoint=lambda state: writer.write_checkpoint(state, orders),
+            snapshots=store,
         )
         return _finish(keras, writer, config, dataset, model, fitted, report)
 
@@ -154,6 +158,10 @@ def run_many(
                     models[-1].append(model)
                     orders[-1].append(drawn)
                 labels.append(y_train)
+            sinks = [
+                [_snapshot_store(writers[index], model, len(x_train), first) for index, model in zip(pack, pack_models)]
+                for pack, pack_models in zip(packs, models)
+            ]
             if all(
                 np.array_equal(a, b)
                 for pack_orders in orders
@@ -161,12 +169,17 @@ def run_many(
                 for a, b in zip(pack_orders[0], other)
             ):
                 fitted = fused_jax.fit_packed(
-                    models, x_train, labels, first, [pack_orders[0] for pack_orders in orders]
+                    models, x_train, labels, first, [pack_orders[0] for pack_orders in orders], sinks=sinks
                 )
             else:  # building a model moved numpy's generator (not Keras 3.15's way): each width alone
                 columns = [
                     fused_jax.fit_many(
-                        [pack[k] for pack in models], x_train, labels, first, [pack_orders[k] for pack_orders in orders]
+                        [pack[k] for pack in models],
+                        x_train,
+                        labels,
+                        first,
+                        [pack_orders[k] for pack_orders in orders],
+                        sinks=[pack_sinks[k] for pack_sinks in sinks],
                     )
                     for k in range(len(packs[0]))
                 ]
@@ -175,6 +188,14 @@ def run_many(
                 for index, model, result in zip(pack, pack_models, pack_results):
                     stored[index] = _finish(keras, writers[index], configs[index], dataset, model, result, report)
     return [stored[i] for i in range(len(configs))]
+
+
+def _snapshot_store(writer: RunWriter, model, samples: int, config: RunConfig, resume_steps=None):
+    """The run's snapshots.h5, open for its trainer to stream snapshots into."""
+    from weightlab.train.keras_fit import steps_per_epoch
+    from weightlab.train.tracker import variable_names
+
+    return writer.snapshot_store(variable_names(model), steps_per_epoch(samples, config), resume_steps=resume_steps)
 
 
 def _trained_together(configs: list[RunConfig]) -> list[list[list[int]]]:

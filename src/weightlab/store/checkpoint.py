@@ -22,9 +22,6 @@ def read_checkpoint(directory: Path) -> tuple[dict, list[np.ndarray]]:
                 count = sum(1 for name in files if name.startswith(prefix))
                 return [archive[f"{prefix}{i}"] for i in range(count)]
 
-            snapshots: list[list[np.ndarray]] = []
-            while f"snapshot_{len(snapshots)}_0" in files:
-                snapshots.append(leaves(f"snapshot_{len(snapshots)}_"))
             saved = {
                 "path": str(archive["path"]),
                 "epochs_done": int(archive["epochs_done"]),
@@ -32,7 +29,6 @@ def read_checkpoint(directory: Path) -> tuple[dict, list[np.ndarray]]:
                 "losses": archive["losses"],
                 "corrects": archive["corrects"] if "corrects" in files else None,
                 "norms": archive["norms"],
-                "snapshots": snapshots,
                 "snapshot_steps": archive["snapshot_steps"].tolist(),
                 "epoch_seconds": archive["epoch_seconds"].tolist(),
                 "history": json.loads(str(archive["history"])),

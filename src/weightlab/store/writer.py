@@ -13,7 +13,8 @@ import numpy as np
 
 from weightlab.errors import RunDirError
 from weightlab.fileio import atomic_write
-from weightlab.store.format import CHECKPOINT, FORMAT_VERSION, HISTORY_COLUMNS, TEMP_PREFIX, dumps
+from weightlab.store.format import CHECKPOINT, HISTORY_COLUMNS, TEMP_PREFIX, dumps
+from weightlab.store.snapshots import SNAPSHOTS, SnapshotFile
 
 
 class RunWriter:
@@ -40,6 +41,7 @@ class RunWriter:
                 f"cannot create a directory in {self.out} ({error.strerror}); pass a writable --out"
             ) from error
         self.path = self.out / run_id
+        self._snapshot_files: list[SnapshotFile] = []
         if self.path.exists():
             if not adopt:  # an adopted directory is an interrupted run: never the writer's to remove
                 shutil.rmtree(self.temp, ignore_errors=True)
@@ -52,6 +54,8 @@ class RunWriter:
         # Stopped (Ctrl-C, a full disk, any failure) after an epoch's checkpoint: keep the hidden
         # directory, whose checkpoint is consistent (written atomically); `--resume` continues it.
         # A directory adopted to resume is never the writer's to remove, whatever happened.
+        for store in self._snapshot_files:
+            store.close()
         os_error = isinstance(error, OSError) and not isinstance(error, RunDirError)
         resumable = self.adopted or (self.temp / CHECKPOINT).is_file()
         if self.temp.exists() and not resumable:
@@ -101,20 +105,42 @@ class RunWriter:
             confidence=probabilities.max(axis=1).astype(np.float32),
         )
 
-    def write_snapshots(self, tracked, attributes: dict[str, str]) -> None:
-        import h5py
+    def snapshot_store(
+        self, names: list[str], steps_per_epoch: int, resume_steps: list[int] | None = None
+    ) -> SnapshotFile:
+        """snapshots.h5 of this run, to stream snapshots into as they are taken (``resume_steps``: reopen it, cut to those)."""
+        store = SnapshotFile(self.temp / SNAPSHOTS, names, steps_per_epoch, resume_steps=resume_steps)
+        self._snapshot_files.append(store)
+        return store
 
-        with h5py.File(self.temp / "snapshots.h5", "w") as h5:
-            h5.attrs["format_version"] = FORMAT_VERSION
-            for key, value in attributes.items():
-                h5.attrs[key] = value
-            h5.create_dataset("steps", data=tracked.snapshot_steps)
-            h5.create_dataset("epochs", data=tracked.snapshot_epochs)
-            for name, stack in tracked.snapshots.items():
-                h5.create_dataset(f"weights/{name}", data=stack.astype(np.float32))
+    def write_snapshots(
+        self, tracked, attributes: dict[str, str], evaluation: dict[str, np.ndarray] | None = None
+    ) -> None:
+        """Finish snapshots.h5: each snapshot's ``evaluation`` and the ``attributes``; then close it.
+
+        Snapshots streamed into this run's own file are there already; others (kept in memory)
+        are copied in first, one at a time.
+        """
+        store = tracked.snapshots
+        if not (isinstance(store, SnapshotFile) and store.path == self.temp / SNAPSHOTS):
+            steps = np.asarray(tracked.snapshot_steps)
+            per_epoch = float(steps[-1] / tracked.snapshot_epochs[-1]) if len(steps) > 1 and steps[-1] else 1.0
+            copy = self.snapshot_store(list(tracked.variable_names), per_epoch)
+            for index, step in enumerate(steps):
+                copy.append(int(step), store.at(index))
+            store = copy
+        store.write_evaluation(evaluation or {}, attributes)
+        store.close()
+
+    def write_landscape(self, landscape: dict[str, np.ndarray], name: str = "landscape.npz") -> None:
+        np.savez(self.temp / name, **landscape)
 
     def write_checkpoint(self, saved: dict, orders: list[np.ndarray]) -> None:
-        """Everything needed to continue this run from the epoch just finished (replaced each epoch)."""
+        """Everything needed to continue this run from the epoch just finished (replaced each epoch).
+
+        The snapshots are not in it: they are in the hidden directory's snapshots.h5 already, which
+        a resumed run cuts back to the checkpoint's ``snapshot_steps``.
+        """
         arrays = {
             "path": np.asarray(saved["path"]),  # the training path that wrote it, and must continue it
             "epochs_done": np.asarray(saved["epochs_done"]),
@@ -130,14 +156,13 @@ class RunWriter:
         for group, leaves in enumerate(saved["state"]):
             for index, leaf in enumerate(leaves):
                 arrays[f"state_{group}_{index}"] = leaf
-        for k, snapshot in enumerate(saved["snapshots"]):
-            for index, leaf in enumerate(snapshot):
-                arrays[f"snapshot_{k}_{index}"] = leaf
         with atomic_write(self.temp / CHECKPOINT, "wb") as handle:
             np.savez(handle, **arrays)
 
     def commit(self) -> Path:
         """Make the run visible: flush every file, then one rename."""
+        for store in self._snapshot_files:
+            store.close()
         (self.temp / CHECKPOINT).unlink(missing_ok=True)  # for --resume only; a finished run needs none
         for file in self.temp.iterdir():
             if file.is_file():  # subdirectories (a proof's runs) were committed on their own

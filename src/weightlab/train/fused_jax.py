@@ -1,9 +1,12 @@
 """The fast path on JAX: the Keras model and optimizer driven statelessly in one jitted scan.
 
 `model.fit` dispatches one jitted step per batch from Python and, with a per-step callback,
-synchronises on every step. Here a whole epoch (or the stretch between two snapshots) is one
-`lax.scan` over batch indices into data that already lives on the device, and the tracker's
-per-step norms are computed inside the scan. The semantics are `model.fit`'s:
+synchronises on every step. Here a whole epoch is one `lax.scan` over batch indices into data
+that already lives on the device, and the tracker's per-step norms are computed inside the
+scan. The scheduled snapshots (`schedule.snapshot_schedule`) are copied into a preallocated
+buffer on the device as the scan passes them and streamed to their `Snapshots` store when the
+chunk ends; an epoch is cut into several chunks only where its snapshots would overflow the
+buffer's memory budget. The semantics are `model.fit`'s:
 
 * the same initialisation (the Keras model's own variables),
 * the same validation split (the last fraction of the training arrays, before shuffling),
@@ -26,8 +29,11 @@ import numpy as np
 
 from weightlab.config import RunConfig
 from weightlab.train import keras_fit
+from weightlab.train.fused_chunks import buffer_capacity, last_finite_state, padded, stream_snapshots
 from weightlab.train.fused_program import program_for
 from weightlab.train.keras_fit import FitResult, ProgressHook
+from weightlab.train.schedule import plan_chunks, snapshot_schedule
+from weightlab.train.snapshots import MemorySnapshots, Snapshots
 from weightlab.train.tracker import TrackedWeights, variable_names
 
 TRAINING_PATH = "fused-jax"
@@ -36,27 +42,6 @@ TRAINING_PATH = "fused-jax"
 def applies(model, config: RunConfig) -> bool:
     """The fused path drives models without non-trainable state (no batch-norm statistics, no dropout RNG)."""
     return keras.backend.backend() == "jax" and not model.non_trainable_variables
-
-
-def _padded(rows: np.ndarray, first: int, length: int, chunk_length: int) -> np.ndarray:
-    """rows[first:first + length], padded with copies of its first row to chunk_length rows."""
-    part = rows[first : first + length]
-    return np.concatenate([part, np.repeat(part[:1], chunk_length - length, axis=0)]) if length < chunk_length else part
-
-
-def _chunks(steps_per_epoch: int, epochs: int, snapshot_every: int) -> list[tuple[int, int, int]]:
-    """(epoch, first step in the epoch, number of steps) for each stretch between snapshots."""
-    chunks = []
-    for epoch in range(epochs):
-        start = 0
-        while start < steps_per_epoch:
-            global_step = epoch * steps_per_epoch + start
-            length = steps_per_epoch - start
-            if snapshot_every:
-                length = min(length, snapshot_every - global_step % snapshot_every)
-            chunks.append((epoch, start, length))
-            start += length
-    return chunks
 
 
 def fit(
@@ -69,14 +54,18 @@ def fit(
     orders: list[np.ndarray] | None = None,
     checkpoint=None,
     resume: dict | None = None,
+    snapshots: Snapshots | None = None,
 ) -> FitResult:
     """Train ``model`` as ``model.fit`` would, in jitted chunks; the model holds the trained weights after.
 
-    ``orders``, ``checkpoint`` and ``resume`` are `keras_fit.fit`'s: the two paths are interchangeable.
+    ``orders``, ``checkpoint``, ``resume`` and ``snapshots`` are `keras_fit.fit`'s: the two paths are interchangeable.
     """
     if orders is None:
         orders = keras_fit.draw_orders(model, config.fit_samples(len(x_train)), config.epochs)
-    return fit_many([model], x_train, [y_train], config, [orders], progress, checkpoint=checkpoint, resume=resume)[0]
+    sinks = None if snapshots is None else [snapshots]
+    return fit_many(
+        [model], x_train, [y_train], config, [orders], progress, checkpoint=checkpoint, resume=resume, sinks=sinks
+    )[0]
 
 
 def _stack(trees: list):
@@ -92,6 +81,7 @@ def fit_many(
     progress: ProgressHook | None = None,
     checkpoint=None,
     resume: dict | None = None,
+    sinks: list[Snapshots] | None = None,
 ) -> list[FitResult]:
     """Train several models of one architecture together, each as ``model.fit`` would train it alone.
 
@@ -99,12 +89,15 @@ def fit_many(
     what they share (everything but the seed and the labels). Each model holds its trained
     weights after. ``checkpoint(saved)`` is called at each epoch's end with everything needed to
     continue (a dict of numpy arrays and lists); ``resume=saved`` continues from such a dict, and
-    the result is bit for bit that of an uninterrupted run.
+    the result is bit for bit that of an uninterrupted run. ``sinks[r]`` receives model r's
+    snapshots as they are taken (default: kept in memory); a resumed run's holds those the
+    checkpoint counts.
     """
+    packed_sinks = None if sinks is None else [[sink] for sink in sinks]
     return [
         results[0]
         for results in _fit(
-            [[model] for model in models], x_train, labels, config, orders, progress, checkpoint, resume
+            [[model] for model in models], x_train, labels, config, orders, progress, checkpoint, resume, packed_sinks
         )
     ]
 
@@ -116,6 +109,7 @@ def fit_packed(
     config: RunConfig,
     orders: list[list[np.ndarray]],
     progress: ProgressHook | None = None,
+    sinks: list[list[Snapshots]] | None = None,
 ) -> list[list[FitResult]]:
     """Train ``packs[r]`` — models of one seed that see the same batches (a comparison's variants) — as one run of branches.
 
@@ -123,11 +117,19 @@ def fit_packed(
     in `fit_many`. Each model trains as it would alone (to float rounding: a different program
     rounds differently) and holds its trained weights after. Returns a result per pack, per model.
     """
-    return _fit(packs, x_train, labels, config, orders, progress)
+    return _fit(packs, x_train, labels, config, orders, progress, sinks=sinks)
 
 
 def _fit(
-    packs: list[list], x_train, labels, config: RunConfig, orders, progress=None, checkpoint=None, resume=None
+    packs: list[list],
+    x_train,
+    labels,
+    config: RunConfig,
+    orders,
+    progress=None,
+    checkpoint=None,
+    resume=None,
+    sinks=None,
 ) -> list[list[FitResult]]:
     runs, branches = len(packs), len(packs[0])
     # One record per model ("view"): model k of run r is view r·branches + k.
@@ -183,10 +185,14 @@ def _fit(
     def branch_of(variables, k: int) -> list:
         return variables[k * width : (k + 1) * width]
 
-    # Snapshots are real copies: the next chunk donates the state's buffers, and np.asarray of
-    # a CPU array may be a view of them. Each snapshot: every variable, with a leading run axis.
-    snapshots = [[np.array(v, dtype=np.float32, copy=True) for v in state[0]]]
-    snapshot_steps = [0]
+    sinks = [
+        sink
+        for pack in (sinks or [[MemorySnapshots(names) for _ in range(branches)] for _ in range(runs)])
+        for sink in pack
+    ]
+    schedule = snapshot_schedule(steps_per_epoch, config.epochs, config.snapshots, config.snapshot_every)
+    capacity = buffer_capacity(schedule, steps_per_epoch, [np.shape(leaf) for leaf in initial])
+    buffers = [jnp.zeros((runs, capacity) + np.shape(leaf)[1:], jnp.float32) for leaf in initial]
     losses, corrects, step_norms = [], [], []
     history = [{"accuracy": [], "loss": [], "val_accuracy": [], "val_loss": []} for _ in range(views)]
     epoch_seconds: list[float] = []
@@ -195,18 +201,21 @@ def _fit(
     positions = np.arange(steps_per_epoch * batch)
     masks_epoch = (positions < fit_samples).astype(np.float32).reshape(steps_per_epoch, batch)
     sizes = masks_epoch.sum(axis=1)
-    chunk_length = min(config.snapshot_every, steps_per_epoch) if config.snapshot_every else steps_per_epoch
+    chunk_length = steps_per_epoch  # every chunk is padded to one length: one compilation
 
     stopped: dict[int, dict] = {}  # view -> where it diverged, and its run's last finite state it keeps
     start_epoch = 0
-    if resume is not None:  # (a single model: views are runs)
+    if resume is not None:  # (a single model: views are runs; its sink holds the checkpoint's snapshots)
         start_epoch = resume["epochs_done"]
         state = jax.tree_util.tree_map(jnp.asarray, resume["state"])
         losses, corrects, step_norms = [resume["losses"]], [resume["corrects"]], [resume["norms"]]
-        snapshots, snapshot_steps = resume["snapshots"], list(resume["snapshot_steps"])
         history, epoch_seconds = resume["history"], list(resume["epoch_seconds"])
+    else:
+        for v, sink in enumerate(sinks):
+            r, k = divmod(v, branches)
+            sink.append(0, [np.asarray(w[r]) for w in branch_of(initial, k)])
     start = epoch_start = time.perf_counter()
-    for epoch, first, length in _chunks(steps_per_epoch, config.epochs, config.snapshot_every):
+    for epoch, first, length, taken in plan_chunks(schedule, steps_per_epoch, config.epochs, capacity):
         if len(stopped) == views:
             break
         if epoch < start_epoch:
@@ -217,43 +226,57 @@ def _fit(
                 np.concatenate([run_orders[epoch], padding]).reshape(steps_per_epoch, batch) for run_orders in orders
             ]
             epoch_start = time.perf_counter()
-        indices = np.stack([_padded(order, first, length, chunk_length) for order in epoch_orders])
-        masks = _padded(masks_epoch, first, length, chunk_length)
+        indices = np.stack([padded(order, first, length, chunk_length) for order in epoch_orders])
+        masks = padded(masks_epoch, first, length, chunk_length)
         active = np.arange(chunk_length) < length
+        slots = np.full(chunk_length, -1, dtype=np.int32)
+        slots[[index for index, _ in taken]] = np.arange(len(taken), dtype=np.int32)
         # The chunk donates (overwrites) state's buffers, and np.asarray of a CPU array can be a
         # view of them: a real copy, kept to replay this chunk if a run diverges in it.
         before = jax.tree_util.tree_map(lambda leaf: np.array(leaf, copy=True), state)
-        state, (loss, correct, chunk_norms) = program.chunk(state, indices, masks, active, x_fit, y_fit, initial)
+        state, buffers, (loss, correct, chunk_norms) = program.chunk(
+            state, buffers, indices, masks, active, slots, x_fit, y_fit, initial
+        )
         loss, correct, chunk_norms = (
             by_view(loss[:, :length]),
             by_view(correct[:, :length]),
             norms_by_view(chunk_norms[:, :length]),
         )
         chunk_losses = np.asarray(loss)
+        global_first = epoch * steps_per_epoch + first
+        newly_stopped = set()
         for v in np.nonzero(~np.isfinite(chunk_losses).all(axis=1))[0]:
             if v not in stopped:
                 r, k = divmod(int(v), branches)
                 bad = int(np.argmax(~np.isfinite(chunk_losses[v])))
-                kept, kept_state = _last_finite_state(
-                    program, before, r, bad, indices, masks, x_fit, y_fit, initial, slice(k * width, (k + 1) * width)
+                kept, kept_state = last_finite_state(
+                    program,
+                    before,
+                    buffers,
+                    r,
+                    bad,
+                    indices,
+                    masks,
+                    slots,
+                    x_fit,
+                    y_fit,
+                    initial,
+                    slice(k * width, (k + 1) * width),
                 )
-                global_first = epoch * steps_per_epoch + first
-                stopped[v] = {
+                stopped[int(v)] = {
                     "step": global_first + bad + 1,
                     "epoch": epoch + 1,
                     "loss": str(float(chunk_losses[v, bad])),
                     "kept_steps": global_first + kept,
                     "state": kept_state,
                 }
+                newly_stopped.add(int(v))
+        stream_snapshots(sinks, buffers, taken, stopped, newly_stopped, branches, width)
         losses.append(loss)
         corrects.append(correct)
         step_norms.append(chunk_norms)
-        done = epoch * steps_per_epoch + first + length
-        epoch_ended = first + length == steps_per_epoch
-        if epoch_ended or (config.snapshot_every and done % config.snapshot_every == 0):
-            snapshots.append([np.array(v, dtype=np.float32, copy=True) for v in state[0]])
-            snapshot_steps.append(done)
-        if epoch_ended:
+        done = global_first + length
+        if first + length == steps_per_epoch:
             epoch_losses = np.concatenate([np.asarray(chunk, dtype=np.float64) for chunk in losses], axis=1)[
                 :, -steps_per_epoch:
             ]
@@ -279,8 +302,7 @@ def _fit(
                         "losses": np.concatenate([np.asarray(chunk) for chunk in losses], axis=1),
                         "corrects": np.concatenate([np.asarray(c) for c in corrects], axis=1),
                         "norms": np.concatenate([np.asarray(n) for n in step_norms], axis=1),
-                        "snapshots": snapshots,
-                        "snapshot_steps": list(snapshot_steps),
+                        "snapshot_steps": sinks[0].steps.tolist(),
                         "history": history,
                         "epoch_seconds": list(epoch_seconds),
                     }
@@ -304,25 +326,17 @@ def _fit(
         final_state = (
             divergence["state"] if divergence else jax.tree_util.tree_map(lambda leaf, r=r: np.asarray(leaf[r]), state)
         )
-        final_weights = branch_of(list(final_state[0]), k)
-        for variable, value in zip(model.trainable_variables, final_weights):
+        for variable, value in zip(model.trainable_variables, branch_of(list(final_state[0]), k)):
             variable.assign(value)
         if branches == 1:  # (branches share one optimizer, whose state no model holds)
             for variable, value in zip(model.optimizer.variables, final_state[2]):
                 variable.assign(value)
-        # Snapshots up to the last finite step, ending with the weights training stopped at.
-        taken = [i for i, step in enumerate(snapshot_steps) if step <= kept]
-        model_snapshots = [[np.asarray(w[r]) for w in branch_of(snapshots[i], k)] for i in taken]
-        model_steps = [snapshot_steps[i] for i in taken]
-        if model_steps[-1] != kept:
-            model_snapshots.append([np.asarray(w, dtype=np.float32) for w in final_weights])
-            model_steps.append(kept)
-        steps = np.asarray(model_steps, dtype=np.int64)
+        steps = sinks[v].steps
         tracked = TrackedWeights(
             variable_names=names,
             snapshot_steps=steps,
             snapshot_epochs=steps / steps_per_epoch,
-            snapshots={name: np.stack([snap[i] for snap in model_snapshots]) for i, name in enumerate(names)},
+            snapshots=sinks[v],
             loss=all_losses[v, :kept],
             epoch=epochs_of_steps[:kept],
             distance_from_init=norms[v, :kept, 0, :],
@@ -348,27 +362,3 @@ def _fit(
             )
         )
     return results
-
-
-def _last_finite_state(program, before, run: int, bad: int, indices, masks, x_fit, y_fit, initial, branch: slice):
-    """Replay run ``run``'s chunk from its start for ``bad`` steps (the steps before the first non-finite loss).
-
-    Returns (steps kept in the chunk, the run's state as numpy). The weights after those steps
-    produced the non-finite loss; if ``branch``'s are themselves not finite, one step fewer is kept.
-    """
-    chunk_length = indices.shape[1]
-    start = jax.tree_util.tree_map(lambda leaf: leaf[run], before)
-    for kept in (bad, bad - 1):
-        if kept <= 0:
-            return 0, start
-        active = np.arange(chunk_length) < kept
-        fresh = jax.tree_util.tree_map(
-            lambda leaf: jnp.array(leaf, copy=True), start
-        )  # donated by the call: never start's own memory
-        replayed, _ = program._chunk_one(
-            fresh, indices[run], masks, active, x_fit, y_fit[run], [leaf[run] for leaf in initial]
-        )
-        replayed = jax.tree_util.tree_map(lambda leaf: np.array(leaf, copy=True), replayed)
-        if all(np.isfinite(w).all() for w in replayed[0][branch]):
-            return kept, replayed
-    return 0, start

@@ -79,20 +79,36 @@ class _Program:
 
         def maybe_step(carry, inputs, x_all, y_all, initial):
             # Chunks have one fixed length (one compilation); steps past a chunk's real end are skipped.
-            indices, mask, active = inputs
+            # A step marked with a slot (>= 0) copies its new weights into that slot of the snapshot
+            # buffers, which stay on the device until the chunk ends (updated in place: no copy per step).
+            state, buffers = carry
+            indices, mask, active, slot = inputs
             per_branch = jnp.zeros((len(branches),), jnp.float32)
             outputs_shape = (per_branch, per_branch, jnp.zeros((3, len(initial)), jnp.float32))
-            return jax.lax.cond(
+            state, outputs = jax.lax.cond(
                 active,
                 lambda c: one_step(c, (indices, mask), x_all, y_all, initial),
                 lambda c: (c, outputs_shape),
-                carry,
+                state,
             )
+            buffers = jax.lax.cond(
+                slot >= 0,
+                lambda held: [
+                    jax.lax.dynamic_update_index_in_dim(buffer, weight.astype(buffer.dtype), slot, 0)
+                    for buffer, weight in zip(held, state[0])
+                ],
+                lambda held: list(held),
+                buffers,
+            )
+            return (state, buffers), outputs
 
-        def chunk(state, indices, masks, active, x_all, y_all, initial):
-            return jax.lax.scan(
-                lambda carry, inputs: maybe_step(carry, inputs, x_all, y_all, initial), state, (indices, masks, active)
+        def chunk(state, buffers, indices, masks, active, slots, x_all, y_all, initial):
+            (state, buffers), outputs = jax.lax.scan(
+                lambda carry, inputs: maybe_step(carry, inputs, x_all, y_all, initial),
+                (state, buffers),
+                (indices, masks, active, slots),
             )
+            return state, buffers, outputs
 
         def evaluate(trainable, non_trainable, x, y):
             """Per branch: (loss, accuracy) on (x, y)."""
@@ -104,17 +120,25 @@ class _Program:
         # a leading run axis: the data and batch masks are shared; each run has its own weights,
         # optimizer state, data order and labels. A single run takes the unbatched program,
         # whose arithmetic is exactly model.fit's (a batch of one changes XLA's kernels).
-        self._chunk_one = jax.jit(chunk, donate_argnums=0)
-        self._chunk_many = jax.jit(jax.vmap(chunk, in_axes=(0, 0, None, None, None, 0, 0)), donate_argnums=0)
+        self._chunk_one = jax.jit(chunk, donate_argnums=(0, 1))
+        self._chunk_many = jax.jit(
+            jax.vmap(chunk, in_axes=(0, 0, 0, None, None, None, None, 0, 0)), donate_argnums=(0, 1)
+        )
         self._evaluate_one = jax.jit(evaluate)
         self._evaluate_many = jax.jit(jax.vmap(evaluate, in_axes=(0, 0, None, 0)))
 
-    def chunk(self, state, indices, masks, active, x_all, y_all, initial):
-        """Train every run (leading axis of state, indices, y_all, initial) through one chunk of steps."""
+    def chunk(self, state, buffers, indices, masks, active, slots, x_all, y_all, initial):
+        """Train every run (leading axis of state, buffers, indices, y_all, initial) through one chunk of steps.
+
+        Returns (state, buffers, per-step outputs); ``buffers[v][r, slots[t]]`` holds run r's
+        variable v after step t wherever ``slots[t]`` >= 0.
+        """
         if len(indices) > 1:
-            return self._chunk_many(state, indices, masks, active, x_all, y_all, initial)
-        state, outputs = self._chunk_one(_first(state), indices[0], masks, active, x_all, y_all[0], _first(initial))
-        return _with_run_axis(state), _with_run_axis(outputs)
+            return self._chunk_many(state, buffers, indices, masks, active, slots, x_all, y_all, initial)
+        state, buffers, outputs = self._chunk_one(
+            _first(state), _first(buffers), indices[0], masks, active, slots, x_all, y_all[0], _first(initial)
+        )
+        return _with_run_axis(state), _with_run_axis(buffers), _with_run_axis(outputs)
 
     def evaluate(self, trainable, non_trainable, x, y):
         """(loss, accuracy) of every run (leading axis of the weights and y) on the shared x."""

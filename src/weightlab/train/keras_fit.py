@@ -10,6 +10,8 @@ import keras
 import numpy as np
 
 from weightlab.config import RunConfig
+from weightlab.train.schedule import snapshot_schedule
+from weightlab.train.snapshots import Snapshots
 from weightlab.train.tracker import TrackedWeights, WeightTracker, variable_names
 
 TRAINING_PATH = "keras.fit"
@@ -110,6 +112,7 @@ def fit(
     orders: list[np.ndarray] | None = None,
     checkpoint: Callable[[dict], None] | None = None,
     resume: dict | None = None,
+    snapshots: Snapshots | None = None,
 ) -> FitResult:
     """``model.fit`` as the tutorial calls it, with a WeightTracker and a clock attached, one epoch per call.
 
@@ -122,6 +125,8 @@ def fit(
 
     ``checkpoint(saved)`` is called after each epoch with everything needed to continue
     (weights, optimizer state, the record so far); ``resume=saved`` continues from it.
+    ``snapshots`` receives the snapshots as they are taken (default: kept in memory); to resume,
+    it must hold those the checkpoint counts.
     """
     samples = len(x_train)
     fit_samples = config.fit_samples(samples)
@@ -136,6 +141,8 @@ def fit(
         samples=fit_samples,
         step_stats=config.step_stats,
         across_fits=True,
+        schedule=snapshot_schedule(per_epoch, config.epochs, config.snapshots, config.snapshot_every),
+        store=snapshots,
     )
     history: dict[str, list[float]] = {}
     start_epoch, seconds_before = 0, []
@@ -208,7 +215,6 @@ def _saved(model, tracker: WeightTracker, epochs_done: int, history: dict, epoch
         ),
         "losses": record["losses"][None],
         "norms": record["norms"][None],
-        "snapshots": [[w[None] for w in snapshot] for snapshot in record["snapshots"]],
         "snapshot_steps": record["snapshot_steps"],
         "history": [history],
         "epoch_seconds": list(epoch_seconds),
@@ -226,10 +232,13 @@ def _restore(model, tracker: WeightTracker, saved: dict, per_epoch: int) -> tupl
     ):
         variable.assign(value)
     losses = np.asarray(saved["losses"][0], dtype=np.float64)
+    record = (
+        {"snapshots": [[w[0] for w in snapshot] for snapshot in saved["snapshots"]]} if saved.get("snapshots") else {}
+    )
     tracker.restore(
         {
+            **record,
             "names": variable_names(model),
-            "snapshots": [[w[0] for w in snapshot] for snapshot in saved["snapshots"]],
             "snapshot_steps": saved["snapshot_steps"],
             "losses": losses,
             "epochs": np.arange(len(losses)) // per_epoch,

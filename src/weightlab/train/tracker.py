@@ -2,8 +2,10 @@
 
 Drop it into any ``model.fit(..., callbacks=[tracker])``. It keeps:
 
-* snapshots of every trainable variable at step 0, at each epoch's end, and every
-  ``snapshot_every`` steps if asked;
+* snapshots of every trainable variable on a schedule (`schedule.snapshot_schedule`): step 0,
+  each epoch's end and log-spaced steps between, about ``snapshots`` in all, plus every
+  ``snapshot_every`` steps if asked — each handed to its `Snapshots` store as it is taken
+  (in memory by default; a run directory's streams them into snapshots.h5);
 * per training step: the batch loss and, per variable, ‖W_t − W_0‖, ‖W_t − W_{t−1}‖ and ‖W_t‖
   (the update's ratio to the weight is their quotient).
 
@@ -20,6 +22,8 @@ import keras
 import numpy as np
 
 from weightlab.backend import compile_function
+from weightlab.train.schedule import snapshot_schedule
+from weightlab.train.snapshots import MemorySnapshots, Snapshots
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -29,7 +33,7 @@ class TrackedWeights:
     variable_names: list[str]  # "layer/variable", e.g. "hidden/kernel"
     snapshot_steps: np.ndarray  # (n,) global step of each snapshot; 0 is the initialisation
     snapshot_epochs: np.ndarray  # (n,) the same in epochs (step / steps per epoch)
-    snapshots: dict[str, np.ndarray]  # name -> (n, *shape) float32
+    snapshots: Snapshots  # a mapping name -> (n, *shape) float32, read from where they were streamed
     loss: np.ndarray  # (T,) each step's batch loss
     epoch: np.ndarray  # (T,) the epoch (from 0) each step belongs to
     distance_from_init: np.ndarray  # (T, V) ‖W_t − W_0‖ after step t
@@ -43,10 +47,10 @@ class TrackedWeights:
             return np.where(self.weight_norm > 0, self.update_norm / self.weight_norm, 0.0)
 
     def initial(self) -> dict[str, np.ndarray]:
-        return {name: stack[0] for name, stack in self.snapshots.items()}
+        return self.snapshots.initial()
 
     def final(self) -> dict[str, np.ndarray]:
-        return {name: stack[-1] for name, stack in self.snapshots.items()}
+        return self.snapshots.final()
 
 
 def variable_names(model, variables=None) -> list[str]:
@@ -85,6 +89,9 @@ class WeightTracker(keras.callbacks.Callback):
     one another (one per epoch with ``initial_epoch``, say) extend one record, and `restore`
     loads a `record` saved earlier, so that a training resumed in another process goes on
     recording exactly where it stopped.
+
+    ``snapshots`` is how many snapshots to keep over the fit's epochs (``schedule``, global steps,
+    overrides the schedule); ``store`` receives them as they are taken (default: in memory).
     """
 
     def __init__(
@@ -94,13 +101,21 @@ class WeightTracker(keras.callbacks.Callback):
         samples: int | None = None,
         step_stats: bool = True,
         across_fits: bool = False,
+        snapshots: int = 48,
+        schedule: np.ndarray | None = None,
+        store: Snapshots | None = None,
     ):
         super().__init__()
         self.step_stats = step_stats
         self.across_fits = across_fits
-        if snapshot_every < 0:
-            raise ValueError(f"snapshot_every must be >= 0, got {snapshot_every}")
+        if snapshot_every < 0 or snapshots < 0:
+            raise ValueError(f"snapshot_every and snapshots must be >= 0, got {snapshot_every} and {snapshots}")
         self.snapshot_every = snapshot_every
+        self.snapshots = snapshots
+        self._fixed_schedule = None if schedule is None else {int(step) for step in schedule}
+        self._given_store = store
+        self._store: Snapshots = store if store is not None else MemorySnapshots()
+        self._schedule: set[int] = set()
         self.batch_size = batch_size
         self.samples = samples
         self._norms = compile_function(keras, _step_norms)
@@ -109,8 +124,6 @@ class WeightTracker(keras.callbacks.Callback):
     def _reset(self) -> None:
         self.diverged: dict | None = None  # where the loss stopped being finite, if it did
         self._names: list[str] = []
-        self._snapshots: list[list[np.ndarray]] = []
-        self._snapshot_steps: list[int] = []
         self._step = 0
         self._epoch = 0
         self._steps_per_epoch = 1
@@ -134,24 +147,39 @@ class WeightTracker(keras.callbacks.Callback):
         self._snapshot_values([np.array(keras.ops.convert_to_numpy(v), dtype=np.float32) for v in values])
 
     def _snapshot_values(self, arrays: list[np.ndarray]) -> None:
-        if self._snapshot_steps and self._snapshot_steps[-1] == self._step:
+        if self._store.count and self._store.steps[-1] == self._step:
             return
-        self._snapshots.append(arrays)
-        self._snapshot_steps.append(self._step)
+        self._store.append(self._step, arrays)
+
+    def _new_store(self) -> None:
+        """An empty store for a new record: the given one emptied, or a fresh one in memory."""
+        if self._given_store is not None:
+            self._store = self._given_store
+            self._store.truncate(0)
+        else:
+            self._store = MemorySnapshots()
+        self._store.names = list(self._names)
 
     # -- Keras callback hooks ---------------------------------------------------------------
     def on_train_begin(self, logs=None):
         values = self._current_values()
-        if self.across_fits and self._snapshots:  # this fit continues the recorded one
-            self._initial = [keras.ops.convert_to_tensor(w) for w in self._snapshots[0]]
+        if self.across_fits and self._store.count:  # this fit continues the recorded one
+            self._initial = [keras.ops.convert_to_tensor(w) for w in self._store.at(0)]
             self._previous = [keras.ops.copy(v) for v in values]
         else:
             self._start_record(values)
         self._steps_per_epoch = max(1, int(self.params.get("steps") or 1))
+        epochs = int(self.params.get("epochs") or 1)
+        self._schedule = (
+            self._fixed_schedule
+            if self._fixed_schedule is not None
+            else set(snapshot_schedule(self._steps_per_epoch, epochs, self.snapshots, self.snapshot_every).tolist())
+        )
 
     def _start_record(self, values) -> None:
         self._reset()
         self._names = variable_names(self.model)
+        self._new_store()
         self._initial = [keras.ops.copy(v) for v in values]
         self._previous = self._initial
         self._snapshot(values)
@@ -174,19 +202,20 @@ class WeightTracker(keras.callbacks.Callback):
         self._step += 1
         self._losses.append(batch_loss)
         self._epochs.append(self._epoch)
-        if self.snapshot_every and self._step % self.snapshot_every == 0:
+        if self._step in self._schedule:
             self._snapshot(values)
 
     def on_epoch_end(self, epoch, logs=None):
         self._flush_norms()
         if not self.diverged:
             self._snapshot(self._current_values())
+        self._store.flush()
 
     def _stop(self, batch_loss: float) -> None:
         """The loss stopped being finite: stop training and keep the weights of the last finite step.
 
         Those are the weights this batch's loss was computed with (the tracker's copy of the
-        previous step), if they are finite; else the last snapshot, which always is.
+        previous step), if they are finite; else the last finite snapshot (the later ones go).
         """
         self.diverged = {
             "step": self._step + 1,
@@ -202,8 +231,10 @@ class WeightTracker(keras.callbacks.Callback):
         )
         if previous is not None and all(np.isfinite(w).all() for w in previous):
             self._snapshot_values(previous)
-        else:  # fall back to the last snapshot, and drop the statistics recorded after it
-            kept = self._snapshot_steps[-1]
+        else:  # fall back to the last finite snapshot, and drop the statistics recorded after it
+            while self._store.count > 1 and not all(np.isfinite(w).all() for w in self._store.at(-1)):
+                self._store.truncate(self._store.count - 1)
+            kept = int(self._store.steps[-1])
             self._flush_norms()
             self._losses, self._epochs = self._losses[:kept], self._epochs[:kept]
             self._norm_chunks = [np.concatenate(self._norm_chunks)[:kept]] if self._norm_chunks else []
@@ -236,26 +267,39 @@ class WeightTracker(keras.callbacks.Callback):
 
     # -- saving and restoring a record (to resume in another process) ----------------------
     def record(self) -> dict:
-        """Everything recorded so far, as numpy arrays: what `restore` needs to continue."""
+        """Everything recorded so far, as numpy arrays: what `restore` needs to continue.
+
+        The snapshots themselves stay in their store (a file survives the process); only a store
+        in memory puts them in the record.
+        """
         self._flush_norms()
         variables = len(self._names)
-        return {
+        record = {
             "names": list(self._names),
-            "snapshots": [list(snapshot) for snapshot in self._snapshots],
-            "snapshot_steps": list(self._snapshot_steps),
+            "snapshot_steps": self._store.steps.tolist(),
             "losses": np.asarray(self._losses, dtype=np.float64),
             "epochs": np.asarray(self._epochs, dtype=np.int64),
             "norms": np.concatenate(self._norm_chunks) if self._norm_chunks else np.zeros((0, 3, variables)),
         }
+        if isinstance(self._store, MemorySnapshots):
+            record["snapshots"] = [self._store.at(i) for i in range(self._store.count)]
+        return record
 
     def restore(self, record: dict) -> None:
-        """Continue from ``record`` (from `record`): the next fit extends it (needs ``across_fits``)."""
+        """Continue from ``record`` (from `record`): the next fit extends it (needs ``across_fits``).
+
+        The store must hold the record's snapshots already, unless the record carries them.
+        """
         if not self.across_fits:
             raise ValueError("restore() needs a WeightTracker made with across_fits=True")
         self._reset()
         self._names = list(record["names"])
-        self._snapshots = [list(snapshot) for snapshot in record["snapshots"]]
-        self._snapshot_steps = [int(step) for step in record["snapshot_steps"]]
+        if "snapshots" in record:
+            self._new_store()
+            for step, weights in zip(record["snapshot_steps"], record["snapshots"]):
+                self._store.append(step, weights)
+        if self._store.steps.tolist() != [int(step) for step in record["snapshot_steps"]]:
+            raise ValueError("the tracker's store does not hold the record's snapshots")
         self._losses = [float(loss) for loss in record["losses"]]
         self._epochs = [int(epoch) for epoch in record["epochs"]]
         self._step = len(self._losses)
@@ -265,18 +309,19 @@ class WeightTracker(keras.callbacks.Callback):
 
     # -- results -------------------------------------------------------------------------
     def result(self) -> TrackedWeights:
-        """Everything recorded so far, as numpy arrays."""
+        """Everything recorded so far, as numpy arrays (the snapshots read from their store)."""
         norms = (
             np.concatenate(self._norm_chunks)
             if self._norm_chunks
             else np.full((len(self._losses), 3, len(self._names)), np.nan)
         )
-        steps = np.asarray(self._snapshot_steps, dtype=np.int64)
+        self._store.flush()
+        steps = self._store.steps
         return TrackedWeights(
             variable_names=list(self._names),
             snapshot_steps=steps,
             snapshot_epochs=steps / self._steps_per_epoch,
-            snapshots={name: np.stack([snap[i] for snap in self._snapshots]) for i, name in enumerate(self._names)},
+            snapshots=self._store,
             loss=np.asarray(self._losses, dtype=np.float64),
             epoch=np.asarray(self._epochs, dtype=np.int64),
             distance_from_init=norms[:, 0, :],

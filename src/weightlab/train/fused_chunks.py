@@ -1,0 +1,68 @@
+"""The fused loop's pieces around a chunk: padding it, sizing the snapshot buffer, streaming its snapshots, replaying a divergence."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+# The on-device snapshot buffer's budget: an epoch whose snapshots need more is cut into chunks.
+SNAPSHOT_BUFFER_BYTES = 64 << 20
+
+
+def padded(rows: np.ndarray, first: int, length: int, chunk_length: int) -> np.ndarray:
+    """rows[first:first + length], padded with copies of its first row to chunk_length rows."""
+    part = rows[first : first + length]
+    return np.concatenate([part, np.repeat(part[:1], chunk_length - length, axis=0)]) if length < chunk_length else part
+
+
+def buffer_capacity(schedule: np.ndarray, steps_per_epoch: int, shapes: list[tuple[int, ...]]) -> int:
+    """Snapshot slots in the on-device buffer: an epoch's snapshots, or as many as `SNAPSHOT_BUFFER_BYTES` hold."""
+    per_epoch = np.bincount((schedule[1:] - 1) // steps_per_epoch).max() if len(schedule) > 1 else 1
+    per_snapshot = 4 * sum(int(np.prod(shape)) for shape in shapes)  # every run's variables, float32
+    return int(max(1, min(per_epoch, SNAPSHOT_BUFFER_BYTES // max(per_snapshot, 1))))
+
+
+def stream_snapshots(sinks, buffers, taken, stopped: dict, newly_stopped: set, branches: int, width: int) -> None:
+    """Hand each view's snapshots of this chunk to its store: those up to where a diverged view stopped, then its kept state."""
+    held = [np.array(buffer[:, : len(taken)], copy=True) for buffer in buffers] if taken else []
+    for v, sink in enumerate(sinks):
+        if v in stopped and v not in newly_stopped:
+            continue
+        r, k = divmod(v, branches)
+        limit = stopped[v]["kept_steps"] if v in stopped else None
+        for slot, (_, step) in enumerate(taken):
+            if limit is None or step <= limit:
+                sink.append(step, [stack[r, slot] for stack in held[k * width : (k + 1) * width]])
+        if limit is not None and sink.steps[-1] != limit:  # training stopped between snapshots: keep where
+            sink.append(
+                limit, [np.asarray(w, dtype=np.float32) for w in stopped[v]["state"][0][k * width : (k + 1) * width]]
+            )
+        sink.flush()
+
+
+def last_finite_state(
+    program, before, buffers, run: int, bad: int, indices, masks, slots, x_fit, y_fit, initial, branch: slice
+):
+    """Replay run ``run``'s chunk from its start for ``bad`` steps (the steps before the first non-finite loss).
+
+    Returns (steps kept in the chunk, the run's state as numpy). The weights after those steps
+    produced the non-finite loss; if ``branch``'s are themselves not finite, one step fewer is kept.
+    """
+    chunk_length = indices.shape[1]
+    start = jax.tree_util.tree_map(lambda leaf: leaf[run], before)
+    for kept in (bad, bad - 1):
+        if kept <= 0:
+            return 0, start
+        active = np.arange(chunk_length) < kept
+        fresh = jax.tree_util.tree_map(
+            lambda leaf: jnp.array(leaf, copy=True), start
+        )  # donated by the call: never start's own memory
+        scratch = [jnp.zeros(buffer.shape[1:], buffer.dtype) for buffer in buffers]
+        replayed, _, _ = program._chunk_one(
+            fresh, scratch, indices[run], masks, active, slots, x_fit, y_fit[run], [leaf[run] for leaf in initial]
+        )
+        replayed = jax.tree_util.tree_map(lambda leaf: np.array(leaf, copy=True), replayed)
+        if all(np.isfinite(w).all() for w in replayed[0][branch]):
+            return kept, replayed
+    return 0, start
