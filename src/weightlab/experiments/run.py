@@ -324,7 +324,9 @@ def _finish(keras, writer: RunWriter, config: RunConfig, dataset, model, fitted,
     writer.write_steps(tracked)
     writer.write_predictions(dataset.y_test, probabilities)
     writer.write_snapshots(
-        tracked, {"backend": config.backend, "dataset": config.dataset, "config": dumps(config.to_dict())}
+        tracked,
+        {"backend": config.backend, "dataset": config.dataset, "config": dumps(config.to_dict())},
+        _evaluated_snapshots(model, tracked.snapshots, x_test, dataset.y_test),
     )
     writer.write_json("summary.json", summary)
     if report:
@@ -333,6 +335,23 @@ def _finish(keras, writer: RunWriter, config: RunConfig, dataset, model, fitted,
         write_report(writer.temp, dataset=dataset)
     path = writer.commit()
     return Run(path=path, config=config, summary=json.loads(dumps(summary)))
+
+
+def _evaluated_snapshots(model, snapshots, x_test: np.ndarray, y_test: np.ndarray) -> dict[str, np.ndarray]:
+    """snapshots.h5's evaluation datasets: the test loss and accuracy of every snapshot, and the panel's probabilities."""
+    from weightlab.analysis.panel import panel_indices
+    from weightlab.evaluation.snapshots import evaluate_snapshots
+
+    panel = panel_indices(y_test)
+    scores = evaluate_snapshots(model, snapshots, x_test, y_test, x_test[panel])
+    return {
+        "test_loss": scores["loss"],
+        "test_accuracy": scores["accuracy"],
+        "panel/indices": panel,
+        "panel/labels": np.asarray(y_test)[panel].astype(np.int64),
+        "panel/inputs": np.asarray(x_test[panel], dtype=np.float32),
+        "panel/probabilities": scores["panel_probabilities"],
+    }
 
 
 def training_labels(labels: np.ndarray, config: RunConfig) -> np.ndarray:

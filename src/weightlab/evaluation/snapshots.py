@@ -1,0 +1,147 @@
+"""Every snapshot evaluated: test loss, test accuracy, and the panel's predicted probabilities.
+
+On JAX (and for any Keras model) all snapshots go through one jitted program: ``lax.map``
+over a block of snapshots, and for each a ``lax.scan`` over the test set in batches, so a
+convnet's activations stay within one batch's memory. Snapshots are read from their store in
+blocks of at most `BLOCK_BYTES`, so memory does not grow with their number; one compilation
+serves every block (the last is padded). On other backends each snapshot is loaded into the
+model and predicted in a Python loop (Keras has no batched stateless call there).
+
+A model with non-trainable state (batch-norm statistics) is evaluated with its final state
+at every snapshot: the snapshots hold the trainable variables only.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from weightlab.train.snapshots import Snapshots
+
+TEST_BATCH = 500
+BLOCK_BYTES = 64 << 20
+
+
+def snapshot_block_size(snapshots: Snapshots, budget: int = BLOCK_BYTES) -> int:
+    """How many snapshots one block holds within ``budget`` bytes (at least one)."""
+    return max(1, min(snapshots.count, budget // max(1, snapshots.bytes_per_snapshot())))
+
+
+def evaluate_snapshots(model, snapshots: Snapshots, x: np.ndarray, y: np.ndarray, panel_x: np.ndarray) -> dict:
+    """{"loss": (n,) float64, "accuracy": (n,) float64, "panel_probabilities": (n, P, classes) float32}.
+
+    The loss is Keras's sparse categorical cross-entropy averaged over (x, y), as `keras_fit.scores`
+    measures it; the accuracy the fraction whose most probable class is the label.
+    """
+    import keras
+
+    if keras.backend.backend() == "jax":
+        return _evaluate_jax(model, snapshots, x, y, panel_x)
+    return _evaluate_by_loop(model, snapshots, x, y, panel_x)
+
+
+def _batched(x: np.ndarray, y: np.ndarray, batch: int):
+    """(x, y, mask) cut into (batches, batch, …), the last batch padded with masked copies of row 0."""
+    batches = -(-len(x) // batch)
+    pad = batches * batch - len(x)
+    mask = np.concatenate([np.ones(len(x), np.float32), np.zeros(pad, np.float32)])
+    x = np.concatenate([x, np.repeat(x[:1], pad, axis=0)]) if pad else x
+    y = np.concatenate([y, np.repeat(y[:1], pad, axis=0)]) if pad else y
+    return (
+        x.reshape((batches, batch) + x.shape[1:]),
+        y.astype(np.int32).reshape(batches, batch),
+        mask.reshape(batches, batch),
+    )
+
+
+_PROGRAMS: dict[str, object] = {}
+
+
+def _program(model):
+    """The jitted evaluation of a block of snapshots, shared by every model of ``model``'s architecture.
+
+    Cached as `fused_program` caches its programs: a proof's or comparison's runs compile once.
+    """
+    from weightlab.train.fused_program import _architecture
+
+    key = json.dumps(_architecture(model), default=str)
+    if key not in _PROGRAMS:
+        _PROGRAMS[key] = _compile(model)
+    return _PROGRAMS[key]
+
+
+def _compile(model):
+    import jax
+    import jax.numpy as jnp
+    import keras
+
+    def one_snapshot(trainable, non_trainable, x_batches, y_batches, masks, panel_x):
+        def batch(totals, inputs):
+            x, y, mask = inputs
+            probabilities, _ = model.stateless_call(trainable, non_trainable, x, training=False)
+            losses = keras.losses.sparse_categorical_crossentropy(y, probabilities)
+            correct = (jnp.argmax(probabilities, axis=-1) == y).astype(jnp.float32)
+            return totals, (jnp.sum(losses * mask), jnp.sum(correct * mask))
+
+        _, (loss_sums, correct_sums) = jax.lax.scan(batch, 0.0, (x_batches, y_batches, masks))
+        panel, _ = model.stateless_call(trainable, non_trainable, panel_x, training=False)
+        return loss_sums, correct_sums, panel
+
+    def block(stacks, non_trainable, x_batches, y_batches, masks, panel_x):
+        return jax.lax.map(
+            lambda trainable: one_snapshot(trainable, non_trainable, x_batches, y_batches, masks, panel_x), stacks
+        )
+
+    return jax.jit(block)
+
+
+def _evaluate_jax(model, snapshots: Snapshots, x, y, panel_x) -> dict:
+    import jax.numpy as jnp
+
+    x_batches, y_batches, masks = (jnp.asarray(a) for a in _batched(np.asarray(x), np.asarray(y), TEST_BATCH))
+    non_trainable = [v.value for v in model.non_trainable_variables]
+    panel = jnp.asarray(panel_x)
+    program = _program(model)
+    size = snapshot_block_size(snapshots)
+    losses, accuracies, probabilities = [], [], []
+    for start in range(0, snapshots.count, size):
+        stop = min(start + size, snapshots.count)
+        stacks = snapshots.block(start, stop)
+        if stop - start < size:  # pad to the block size: one compilation for every block
+            stacks = [np.concatenate([s, np.repeat(s[-1:], size - len(s), axis=0)]) for s in stacks]
+        loss_sums, correct_sums, panel_probabilities = program(
+            [jnp.asarray(s) for s in stacks], non_trainable, x_batches, y_batches, masks, panel
+        )
+        real = stop - start
+        losses.append(np.asarray(loss_sums, dtype=np.float64)[:real].sum(axis=1) / len(x))
+        accuracies.append(np.asarray(correct_sums, dtype=np.float64)[:real].sum(axis=1) / len(x))
+        probabilities.append(np.asarray(panel_probabilities, dtype=np.float32)[:real])
+    return {
+        "loss": np.concatenate(losses),
+        "accuracy": np.concatenate(accuracies),
+        "panel_probabilities": np.concatenate(probabilities),
+    }
+
+
+def _evaluate_by_loop(model, snapshots: Snapshots, x, y, panel_x) -> dict:
+    from weightlab.train.keras_fit import predict, scores
+
+    kept = [np.array(v.value) for v in model.trainable_variables]
+    losses, accuracies, probabilities = [], [], []
+    try:
+        for index in range(snapshots.count):
+            for variable, value in zip(model.trainable_variables, snapshots.at(index)):
+                variable.assign(value)
+            loss, accuracy = scores(predict(model, x), y)
+            losses.append(loss)
+            accuracies.append(accuracy)
+            probabilities.append(np.asarray(predict(model, panel_x), dtype=np.float32))
+    finally:
+        for variable, value in zip(model.trainable_variables, kept):
+            variable.assign(value)
+    return {
+        "loss": np.asarray(losses, dtype=np.float64),
+        "accuracy": np.asarray(accuracies, dtype=np.float64),
+        "panel_probabilities": np.stack(probabilities),
+    }
