@@ -39,7 +39,7 @@ def test_chunks_cover_every_step_once_and_carry_each_snapshot(per_epoch, epochs,
     chunks = plan_chunks(schedule, per_epoch, epochs, capacity)
     covered, carried = [], []
     for epoch, first, length, taken in chunks:
-        assert 0 < length and len(taken) <= capacity
+        assert length > 0 and len(taken) <= capacity
         covered.extend(range(epoch * per_epoch + first, epoch * per_epoch + first + length))
         carried.extend(step for _, step in taken)
         # the slot's index is the step within the chunk after which the weights are the snapshot's
