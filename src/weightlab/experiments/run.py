@@ -255,6 +255,7 @@ def _prepare(keras, config: RunConfig, dataset):
 
 def _finish(keras, writer: RunWriter, config: RunConfig, dataset, model, fitted, report: bool) -> Run:
     """Evaluate, analyse and write one trained run; returns it stored."""
+    from weightlab.evaluation.landscape import landscape
     from weightlab.train.keras_fit import evaluate, predict, scores, to_inputs
 
     fit_samples = config.fit_samples(len(dataset.x_train))
@@ -323,6 +324,17 @@ def _finish(keras, writer: RunWriter, config: RunConfig, dataset, model, fitted,
     writer.write_history(fitted.history, fitted.epoch_seconds)
     writer.write_steps(tracked)
     writer.write_predictions(dataset.y_test, probabilities)
+    # The path on the loss surface: read from the snapshots before their file is finished and closed.
+    writer.write_landscape(
+        landscape(
+            model,
+            tracked.snapshots,
+            to_inputs(dataset.x_train),
+            training_labels(dataset.y_train, config),
+            fit_samples,
+            config.seed,
+        )
+    )
     writer.write_snapshots(
         tracked,
         {"backend": config.backend, "dataset": config.dataset, "config": dumps(config.to_dict())},

@@ -104,6 +104,10 @@ class SnapshotFile(Snapshots):
     def block(self, start: int, stop: int) -> list[np.ndarray]:
         return [self._weights(position)[start:stop] for position in range(len(self.names))]
 
+    def rows(self, position: int, start: int, stop: int) -> np.ndarray:
+        dataset = self._weights(position)
+        return dataset[:, start:stop] if dataset.ndim > 1 else dataset[()]
+
     def shapes(self) -> list[tuple[int, ...]]:
         return [tuple(self._weights(position).shape[1:]) for position in range(len(self.names))]
 

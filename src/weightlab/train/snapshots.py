@@ -42,6 +42,15 @@ class Snapshots(Mapping):
     def flush(self) -> None:
         """Make what was appended durable (a no-op in memory)."""
 
+    def rows(self, position: int, start: int, stop: int) -> np.ndarray:
+        """Rows start..stop-1 (along the first axis) of variable ``position`` in every snapshot: (n, stop − start, …).
+
+        One pass over these slabs reads every snapshot once while holding only a slab of each.
+        A scalar variable has no rows: all of it, (n,), comes back.
+        """
+        stack = self.block(0, self.count)[position]
+        return stack[:, start:stop] if stack.ndim > 1 else stack
+
     # -- derived -------------------------------------------------------------------------
     @property
     def count(self) -> int:
@@ -104,3 +113,30 @@ class MemorySnapshots(Snapshots):
 
     def at(self, index: int) -> list[np.ndarray]:
         return list(self._weights[index])
+
+
+class ChainedSnapshots(Snapshots):
+    """Several runs' snapshots read as one sequence (a proof's two paths in one plane); read-only."""
+
+    def __init__(self, parts: Sequence[Snapshots]):
+        self.parts = list(parts)
+        self.names = list(parts[0].names)
+
+    @property
+    def steps(self) -> np.ndarray:
+        return np.concatenate([part.steps for part in self.parts])
+
+    def block(self, start: int, stop: int) -> list[np.ndarray]:
+        pieces, offset = [], 0
+        for part in self.parts:
+            low, high = max(start - offset, 0), min(stop - offset, part.count)
+            if low < high:
+                pieces.append(part.block(low, high))
+            offset += part.count
+        return [np.concatenate([piece[i] for piece in pieces]) for i in range(len(self.names))]
+
+    def rows(self, position: int, start: int, stop: int) -> np.ndarray:
+        return np.concatenate([part.rows(position, start, stop) for part in self.parts])
+
+    def shapes(self) -> list[tuple[int, ...]]:
+        return self.parts[0].shapes()
