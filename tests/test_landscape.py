@@ -140,3 +140,38 @@ def test_the_whole_model_route_agrees_with_the_shortcut(run):
         landscape._grid_whole_model(model, mean, first, second, points, x, y),
         rtol=1e-5,
     )
+
+
+def test_a_proof_draws_both_paths_of_its_first_seed_in_one_plane(tmp_path):
+    from weightlab.experiments.prove import prove
+    from weightlab.store import read_run
+
+    proof = prove(dataset="synthetic", epochs=1, hidden=8, seeds=2, out=tmp_path, report=False)
+    entry = proof.result["landscape"]
+    assert entry["file"] == "landscape.npz" and entry["seed"] == 0
+    with np.load(proof.path / entry["file"]) as archive:
+        land = {key: archive[key] for key in archive.files}
+    flats = []
+    for name in ("trained", "shuffled_labels"):
+        steps, _, weights = read_run(proof.path / "runs" / entry["runs"][name]).snapshots()
+        assert np.array_equal(land[f"steps_{name}"], steps)
+        flats.append(np.concatenate([s.reshape(len(steps), -1) for s in weights.values()], axis=1).astype(np.float64))
+    ratio, path, _ = svd_plane(np.concatenate(flats))
+    np.testing.assert_allclose(land["explained_variance_ratio"], ratio, rtol=1e-6)
+    both = np.concatenate([land["path_trained"], land["path_shuffled_labels"]])
+    assert_same_up_to_sign(both, path, rtol=1e-5, atol=1e-6)
+    # on the true labels, only the trained path goes downhill: moving is not improving
+    assert land["path_loss_trained"][-1] < land["path_loss_shuffled_labels"][-1] - 0.3
+
+
+def test_a_comparisons_variants_share_their_snapshot_steps(tmp_path):
+    from weightlab.experiments.compare import compare
+    from weightlab.store import read_run
+
+    result = compare(dataset="synthetic", epochs=1, seeds=1, values=[4, 8], out=tmp_path, report=False).result
+    replay = result["replay"]
+    assert replay["aligned_by"] == "step" and len(replay["snapshot_steps"]) == 48
+    (comparison,) = tmp_path.iterdir()
+    for variant in result["variants"]:
+        steps, _, _ = read_run(comparison / "runs" / variant["runs"][0]).snapshots()
+        assert steps.tolist() == replay["snapshot_steps"]

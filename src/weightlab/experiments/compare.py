@@ -99,6 +99,7 @@ def compare(
             index: [r.summary for r in stored[index * seeds : (index + 1) * seeds]] for index in range(len(values))
         }
         result = summarise(base, axis, values, seed_list, summaries)
+        result["replay"] = replay_alignment(stored, len(values), seeds)
         writer.write_json("comparison.json", result)
         if report:
             from weightlab.report.html import write_report
@@ -160,3 +161,25 @@ def statement(axis: str, difference: dict) -> str:
     if high < 0:
         return f"{b} beats {a} by {-mean:.2f} points of test accuracy ({interval})."
     return f"{a} and {b} are not distinguishable: the difference is {mean:+.2f} points ({interval}); more seeds would tell."
+
+
+def replay_alignment(stored: list, variants: int, seeds: int) -> dict:
+    """How the page replays the variants on one timeline: comparison.json's "replay".
+
+    Variants of one seed keep their snapshots at the same steps whenever they share the steps
+    per epoch, the epochs and the snapshot count (everything but a compared batch size, epoch
+    count, snapshot count or dataset): then ``aligned_by`` is "step" and ``snapshot_steps`` lists
+    those steps; otherwise "epoch" (each run's /epochs) and ``snapshot_steps`` is null.
+    """
+    per_seed = []
+    for seed in range(seeds):
+        steps = []
+        for variant in range(variants):
+            store = stored[variant * seeds + seed].snapshot_store()
+            try:
+                steps.append(store.steps.tolist())
+            finally:
+                store.close()
+        per_seed.append(steps)
+    shared = all(steps == per_seed[0][0] for seed_steps in per_seed for steps in seed_steps)
+    return {"aligned_by": "step" if shared else "epoch", "snapshot_steps": per_seed[0][0] if shared else None}

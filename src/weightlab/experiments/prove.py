@@ -87,6 +87,9 @@ def prove(
             trained, shuffled = stored[2 * index], stored[2 * index + 1]
             seed_results.append(measure_seed(seed, trained, shuffled, test_set, np.random.default_rng([seed, 0xC0DE])))
         result = summarise(config, seed_results, activity)
+        if progress:
+            progress(seeds, seeds, "the trained and shuffled-labels paths in one plane")
+        result["landscape"] = _shared_plane(writer, evaluator, stored[0], stored[1], dataset, fit_samples)
         writer.write_json("proof.json", result)
         if report:
             from weightlab.report.html import write_report
@@ -96,9 +99,50 @@ def prove(
     return Proof(path=path, result=json.loads(dumps(result)))
 
 
+def _shared_plane(writer: RunWriter, model, trained, shuffled, dataset, fit_samples: int) -> dict:
+    """The first seed's trained and shuffled-labels paths projected in one plane (PCA of both runs' snapshots
+    together), with the loss on the true training labels over it: the proof's landscape.npz. Returns proof.json's entry."""
+    from weightlab.analysis.path import gram_matrix, principal_plane
+    from weightlab.evaluation.landscape import plane_landscape
+    from weightlab.train.keras_fit import to_inputs
+    from weightlab.train.snapshots import ChainedSnapshots
+
+    stores = [trained.snapshot_store(), shuffled.snapshot_store()]
+    try:
+        both = ChainedSnapshots(stores)
+        plane = principal_plane(gram_matrix(both))
+        land = plane_landscape(
+            model, both, plane, to_inputs(dataset.x_train), dataset.y_train, fit_samples, trained.config.seed
+        )
+        count = stores[0].count
+        arrays = {
+            key: land[key] for key in ("explained_variance_ratio", "grid_a", "grid_b", "grid_loss", "sample_indices")
+        }
+        for name, part, store in (
+            ("trained", slice(None, count), stores[0]),
+            ("shuffled_labels", slice(count, None), stores[1]),
+        ):
+            arrays[f"path_{name}"] = land["path"][part]
+            arrays[f"path_loss_{name}"] = land["path_loss"][part]
+            arrays[f"steps_{name}"] = store.steps
+    finally:
+        for store in stores:
+            store.close()
+    writer.write_landscape(arrays)
+    return {
+        "file": "landscape.npz",
+        "seed": trained.config.seed,
+        "runs": {"trained": trained.path.name, "shuffled_labels": shuffled.path.name},
+        "explained_variance_ratio": arrays["explained_variance_ratio"],
+    }
+
+
 def _first_and_last(stored_run) -> tuple[dict, dict]:
-    _, _, weights = stored_run.snapshots()
-    return {name: stack[0] for name, stack in weights.items()}, {name: stack[-1] for name, stack in weights.items()}
+    store = stored_run.snapshot_store()
+    try:
+        return store.initial(), store.final()
+    finally:
+        store.close()
 
 
 def _total_distance(w0: dict, w1: dict) -> float:

@@ -66,6 +66,13 @@ class Run:
             order = [layer["name"] for layer in self.summary["layers"]]
             return h5["steps"][()], h5["epochs"][()], {name: weights[name] for name in sorted(weights, key=order.index)}
 
+    def snapshot_store(self):
+        """snapshots.h5 open for reading as a `Snapshots` store (read one snapshot, block or slab at a time); close it after."""
+        from weightlab.store.snapshots import SnapshotFile
+
+        with self._reading("snapshots.h5") as path:
+            return SnapshotFile.reading(path, [layer["name"] for layer in self.summary["layers"]])
+
     def _repr_html_(self) -> str:
         import html
 

@@ -60,6 +60,18 @@ class SnapshotFile(Snapshots):
             )
         self.truncate(len(resume_steps))
 
+    @classmethod
+    def reading(cls, path: Path, names: Sequence[str]) -> SnapshotFile:
+        """A finished run's file, open for reading only (``names`` in the model's order)."""
+        import h5py
+
+        store = cls.__new__(cls)
+        store.path, store.names = Path(path), list(names)
+        store._h5 = h5py.File(store.path, "r")
+        steps = store._h5["steps"][()]
+        store.steps_per_epoch = float(steps[-1] / store._h5["epochs"][-1]) if len(steps) > 1 and steps[-1] else 1.0
+        return store
+
     def _weights(self, position: int):
         return self._h5[f"weights/{self.names[position]}"]
 
