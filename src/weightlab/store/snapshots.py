@@ -29,7 +29,7 @@ class SnapshotFile(Snapshots):
     """The snapshots of one run, streamed into an HDF5 file (see the module's docstring for its layout)."""
 
     def __init__(
-        self, path: Path, names: Sequence[str], steps_per_epoch: int, resume_steps: Sequence[int] | None = None
+        self, path: Path, names: Sequence[str], steps_per_epoch: float, resume_steps: Sequence[int] | None = None
     ):
         """A new file at ``path``; with ``resume_steps``, the existing one, cut back to exactly those snapshots."""
         import h5py
@@ -98,9 +98,9 @@ class SnapshotFile(Snapshots):
                 self._h5.create_dataset(
                     f"weights/{name}", shape=(0, *shape), maxshape=(None, *shape), chunks=(1, *shape), dtype=np.float32
                 )
-        for name, value in (("steps", step), ("epochs", step / self.steps_per_epoch)):
+        for name, entry in (("steps", step), ("epochs", step / self.steps_per_epoch)):
             self._h5[name].resize((count + 1,))
-            self._h5[name][count] = value
+            self._h5[name][count] = entry
         for position, value in enumerate(weights):
             dataset = self._weights(position)
             dataset.resize(count + 1, axis=0)
@@ -129,8 +129,8 @@ class SnapshotFile(Snapshots):
     def write_evaluation(self, evaluation: dict[str, np.ndarray], attributes: dict[str, str]) -> None:
         """Each snapshot's evaluation (name -> array, names may hold '/') and the file's attributes."""
         self._ensure_room(sum(np.asarray(value).nbytes for value in evaluation.values()))
-        for key, value in attributes.items():
-            self._h5.attrs[key] = value
+        for key, text in attributes.items():
+            self._h5.attrs[key] = text
         for name, value in evaluation.items():
             if name in self._h5:
                 del self._h5[name]

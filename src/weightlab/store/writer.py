@@ -106,7 +106,7 @@ class RunWriter:
         )
 
     def snapshot_store(
-        self, names: list[str], steps_per_epoch: int, resume_steps: list[int] | None = None
+        self, names: list[str], steps_per_epoch: float, resume_steps: list[int] | None = None
     ) -> SnapshotFile:
         """snapshots.h5 of this run, to stream snapshots into as they are taken (``resume_steps``: reopen it, cut to those)."""
         store = SnapshotFile(self.temp / SNAPSHOTS, names, steps_per_epoch, resume_steps=resume_steps)
@@ -133,7 +133,7 @@ class RunWriter:
         store.close()
 
     def write_landscape(self, landscape: dict[str, np.ndarray], name: str = "landscape.npz") -> None:
-        np.savez(self.temp / name, **landscape)
+        np.savez(self.temp / name, **landscape)  # type: ignore[arg-type]
 
     def write_checkpoint(self, saved: dict, orders: list[np.ndarray]) -> None:
         """Everything needed to continue this run from the epoch just finished (replaced each epoch).
