@@ -73,6 +73,25 @@ class Run:
         with self._reading("snapshots.h5") as path:
             return SnapshotFile.reading(path, [layer["name"] for layer in self.summary["layers"]])
 
+    def snapshot_evaluations(self) -> dict[str, np.ndarray]:
+        """What snapshots.h5 holds besides the weights, where present: ``test_loss`` and ``test_accuracy`` (n,)
+        and the panel's ``indices``, ``labels``, ``inputs`` and ``probabilities`` (n, P, classes) under ``panel/...``.
+        Runs written before these existed give an empty dict."""
+        import h5py
+
+        with self._reading("snapshots.h5") as path, h5py.File(path, "r") as h5:
+            found = {name: h5[name][()] for name in ("test_loss", "test_accuracy") if name in h5}
+            if "panel" in h5:
+                found.update({f"panel/{name}": node[()] for name, node in h5["panel"].items()})
+            return found
+
+    def landscape(self) -> dict[str, np.ndarray] | None:
+        """landscape.npz (the snapshots' path on the top two principal directions, the loss around it), if written."""
+        if not (self.path / "landscape.npz").is_file():
+            return None
+        with self._reading("landscape.npz") as path, np.load(path, allow_pickle=False) as archive:
+            return {name: archive[name] for name in archive.files}
+
     def _repr_html_(self) -> str:
         import html
 
