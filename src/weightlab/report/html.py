@@ -82,6 +82,13 @@ def ci(summary: dict, percent=True) -> str:
     return f"{fmt(summary['mean'])} [{fmt(summary['ci_low'])}, {fmt(summary['ci_high'])}]"
 
 
+def display_name(path: Path) -> str:
+    """The directory's name as it will be once finished (reports are written before the rename into place)."""
+    from weightlab.store.format import TEMP_PREFIX
+
+    return path.name.removeprefix(TEMP_PREFIX)
+
+
 def step_text(step: int, epoch: float) -> str:
     """As the page's script writes it: 'step 1,688 · epoch 1.0'."""
     return f"step {step:,} · epoch {epoch:.2f}" if epoch % 1 else f"step {step:,} · epoch {epoch:.1f}"

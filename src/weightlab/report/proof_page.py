@@ -1,0 +1,241 @@
+"""The page of a proof: the trained weights against the controls, the straight line, undoing layers,
+and one seed's trained and shuffled-labels paths in one plane."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from weightlab.report import charts, png, replay_charts, run_figures
+from weightlab.report.charts import CONTROL, INITIAL, TRAINED, layer
+from weightlab.report.html import FigureSection, display_name, TableSection, ci, pct, render
+
+CONTROL_LABELS = {
+    "initial_weights": "initial weights",
+    "shuffled_labels": "shuffled labels",
+    "random_step": "random step, same length",
+}
+
+
+def joint_plane(paths: list[np.ndarray]) -> tuple[list[np.ndarray], np.ndarray]:
+    """Several paths of flattened weights (n_i, d) projected on the top two principal directions of all their
+    points together (centred on their mean, as PCA does); returns the projections and the explained-variance ratios."""
+    stacked = np.concatenate(paths).astype(np.float64)
+    mean = stacked.mean(axis=0)
+    _, singular, directions = np.linalg.svd(stacked - mean, full_matrices=False)
+    total = float(np.sum(singular**2)) or 1.0
+    ratio = np.zeros(2)
+    ratio[: min(2, len(singular))] = singular[:2] ** 2 / total
+    basis = np.zeros((2, stacked.shape[1]))
+    basis[: min(2, len(directions))] = directions[:2]
+    return [(p - mean) @ basis.T for p in paths], ratio
+
+
+def paths_section(path: Path, result: dict) -> FigureSection | None:
+    """The first seed's trained and shuffled-labels runs, both from the same W₀, in the plane of their snapshots."""
+    from weightlab.errors import RunDirError
+    from weightlab.store import read_run
+
+    if not result.get("runs"):
+        return None
+    names = result["runs"][0]
+    try:
+        runs = {kind: read_run(path / "runs" / names[kind]) for kind in ("trained", "shuffled_labels")}
+    except (RunDirError, KeyError):
+        return None
+    snapshots = {kind: run.snapshots() for kind, run in runs.items()}
+    flats = [np.concatenate([w.reshape(len(w), -1) for w in s[2].values()], axis=1) for s in snapshots.values()]
+    projected, ratio = joint_plane(flats)
+    losses = {kind: run.snapshot_evaluations().get("test_loss") for kind, run in runs.items()}
+    paths = [
+        {
+            "label": "trained",
+            "xy": projected[0],
+            "steps": snapshots["trained"][0],
+            "loss": losses["trained"],
+            "colour": TRAINED,
+        },
+        {
+            "label": "shuffled labels",
+            "xy": projected[1],
+            "steps": snapshots["shuffled_labels"][0],
+            "loss": losses["shuffled_labels"],
+            "colour": CONTROL,
+        },
+    ]
+    spec = replay_charts.landscape(paths, None, ratio, f"seed {result['seeds'][0]}: two paths from the same W₀")
+    spec["legend"] = {"location": "bottom_right"}
+    for hover_layer in spec["layers"]:
+        if hover_layer.get("hover"):
+            hover_layer["hover"][-1][0] = "test loss"  # these paths carry the test loss of each snapshot
+    return FigureSection(
+        "Moving is not improving: two paths from the same initial weights",
+        "The snapshots of the trained run and of the same training on shuffled labels, projected together on the top "
+        f"two principal directions of both paths ({ratio[0]:.1%} and {ratio[1]:.1%} of their variance): both move "
+        "far from W₀, in different directions; only one of them lowers the test loss (hover a point).",
+        (spec,),
+    )
+
+
+def line_figures(result: dict) -> tuple[dict, dict]:
+    alphas = np.asarray(result["line"]["alphas"], dtype=np.float64)
+    specs = []
+    for key, title, scale in (
+        ("test_loss", "test loss along the straight line", 1),
+        ("test_accuracy", "test accuracy (%)", 100),
+    ):
+        values = np.asarray(result["line"][key], dtype=np.float64) * scale
+        spec = charts.figure(
+            title, x_label="α in W₀ + α (W_T − W₀)", y_axis_type="log" if key == "test_loss" else "auto"
+        )
+        layer(
+            spec,
+            "varea",
+            {"x": alphas, "y1": np.nanmin(values, axis=0), "y2": np.nanmax(values, axis=0)},
+            {"x": "x", "y1": "y1", "y2": "y2"},
+            {"fill_color": TRAINED, "fill_alpha": 0.2},
+            legend="range over seeds",
+        )
+        charts.lines(spec, [("mean over seeds", alphas, np.nanmean(values, axis=0), TRAINED)], marker=True)
+        for alpha in (0.0, 1.0):
+            charts.add_cursor(spec, alpha, name="")
+        specs.append(spec)
+    return specs[0], specs[1]
+
+
+def proof_report(path: Path, result: dict) -> str:
+    trained, checks, where = result["trained"], result["controls"], result["where"]
+    n = len(result["seeds"])
+    rows = [("trained", trained["test_accuracy_after"], TRAINED)] + [
+        (label, checks[name]["test_accuracy"], CONTROL) for name, label in CONTROL_LABELS.items() if name in checks
+    ]
+    loss_rows = [("trained", trained["test_loss_after"], TRAINED)] + [
+        (label, checks[name]["test_loss"], CONTROL) for name, label in CONTROL_LABELS.items() if name in checks
+    ]
+    undo = [("trained", trained["test_accuracy_after"], TRAINED)]
+    undo += [
+        (f"{name.removeprefix('undo_')} undone", c["test_accuracy"], CONTROL)
+        for name, c in checks.items()
+        if name.startswith("undo_")
+    ]
+    undo.append(("initial weights", checks["initial_weights"]["test_accuracy"], INITIAL))
+    rises = result["line"]["rises_before_1"]
+    sections = [
+        FigureSection(
+            "Trained against the controls",
+            "Test accuracy and loss of the trained weights beside the initial weights, the same training on shuffled "
+            "labels, and a random step of the trained length: bars are means, whiskers 95% intervals, dots single seeds.",
+            (
+                charts.intervals("test accuracy: mean, 95% CI, each seed", rows),
+                charts.intervals("test loss: mean, 95% CI, each seed", loss_rows, "test loss", scale=1.0),
+            ),
+        ),
+        FigureSection(
+            "Along the straight line from W₀ to W_T",
+            "Test loss and accuracy at W₀ + α(W_T − W₀): "
+            + (
+                "the loss falls all the way from the initial to the trained weights."
+                if not rises
+                else f"the loss falls overall but rises at α = {', '.join(map(str, rises))}."
+            ),
+            line_figures(result),
+        ),
+        FigureSection(
+            "Undo one layer",
+            "Each layer reset to its initial weights while the others stay trained: how much of the accuracy each "
+            "layer's change carries.",
+            (charts.intervals("one layer reset to its initial weights, the others trained", undo, width=620),),
+        ),
+    ]
+    paths = paths_section(path, result)
+    if paths is not None:
+        sections.insert(1, paths)
+    change = np.asarray(where.get("pixel_change") or [], dtype=np.float64)
+    if change.ndim == 2:
+        activity = np.asarray(where["pixel_activity"], dtype=np.float64)
+        dead = activity == 0
+        sections.append(
+            FigureSection(
+                "Where the change lands",
+                f"Mean change per pixel over seeds beside how often the pixel is lit (Spearman ρ = "
+                f"{where['change_activity_rank_correlation']:.2f}); the {where['never_active_inputs']} never-lit pixels (×) "
+                "cannot move.",
+                (
+                    run_figures.image_map(
+                        "‖ΔW‖ of each pixel's first-layer weights",
+                        change,
+                        png.palette(("#000004", "#721f81", "#f1605d", "#fcfdbf")),
+                        "‖ΔW‖",
+                        dead,
+                    ),
+                    run_figures.image_map(
+                        "training images where it is lit", activity, png.sequential(), "images", dead
+                    ),
+                ),
+            )
+        )
+    table_rows = [
+        [
+            "trained",
+            ci(trained["test_accuracy_after"]),
+            ci(trained["test_loss_after"], False),
+            ci(trained["distance"], False),
+            "",
+            "",
+        ]
+    ]
+    for name, control in checks.items():
+        versus = control["accuracy_vs_trained"]
+        table_rows.append(
+            [
+                CONTROL_LABELS.get(name, f"{name.removeprefix('undo_')} layer undone"),
+                ci(control["test_accuracy"]),
+                ci(control["test_loss"], False),
+                ci(control["distance"], False) if "distance" in control else "",
+                "—" if versus["p"] is None else f"{versus['p']:.1e}",
+                "—" if versus["hedges_g"] is None else f"{versus['hedges_g']:.1f}",
+            ]
+        )
+    config = result["config"]
+    model = config.get("model") if isinstance(config.get("model"), str) else f"hidden {config['hidden']}"
+    return render(
+        title=f"weightlab prove · {config['dataset']} · {model} · {n} seed{'s' if n != 1 else ''}",
+        subtitle=f"{display_name(path)} · does training optimise the weights, or merely change them?",
+        cards=[
+            {
+                "label": "trained accuracy",
+                "value": pct(trained["test_accuracy_after"]["mean"]),
+                "note": ci(trained["test_accuracy_after"]),
+            },
+            {
+                "label": "shuffled labels",
+                "value": pct(checks["shuffled_labels"]["test_accuracy"]["mean"]),
+                "note": "same training, nothing to learn",
+            },
+            {
+                "label": "random step",
+                "value": pct(checks["random_step"]["test_accuracy"]["mean"]),
+                "note": "same length, random direction",
+            },
+            {"label": "verdict", "value": "holds" if result["verdict"]["holds"] else "not shown", "note": f"{n} seeds"},
+        ],
+        sentences_title="Verdict",
+        sentences=result["verdict"]["sentences"],
+        holds=result["verdict"]["holds"],
+        tables=[
+            TableSection(
+                "Every condition, mean [95% CI] over seeds",
+                ["condition", "test accuracy", "test loss", "‖W_T − W₀‖", "Welch p vs trained", "Hedges g"],
+                table_rows,
+            )
+        ],
+        figures=sections,
+        footer=[
+            ("proof", display_name(path)),
+            ("seeds", ", ".join(map(str, result["seeds"]))),
+            ("config", json.dumps(config)),
+            ("runs", "; ".join(f"{r['trained']}, {r['shuffled_labels']}" for r in result["runs"])),
+        ],
+    )
