@@ -9,7 +9,7 @@ import numpy as np
 
 from weightlab.report import charts, replay_view, run_figures
 from weightlab.report.charts import layer
-from weightlab.report.html import FigureSection, display_name, Replay, TableSection, ci, pct, render
+from weightlab.report.html import FigureSection, Replay, TableSection, ci, display_name, pct, render
 from weightlab.report.tiles import first_layer_tiling, image_shape
 
 

@@ -10,7 +10,7 @@ import numpy as np
 
 from weightlab.report import charts, png, replay_charts, run_figures
 from weightlab.report.charts import CONTROL, INITIAL, TRAINED, layer
-from weightlab.report.html import FigureSection, display_name, TableSection, ci, pct, render
+from weightlab.report.html import FigureSection, TableSection, ci, display_name, pct, render
 
 CONTROL_LABELS = {
     "initial_weights": "initial weights",
