@@ -30,7 +30,10 @@ def cross_entropy(probabilities: np.ndarray, labels: np.ndarray) -> float:
 
 
 def add_snapshot_data(run_path, panel_size: int = 24, grid: int = 9, samples: int = 256) -> None:
+    """Adds what is missing (a run that already stores it is left as it is)."""
     run = read_run(run_path)
+    if "test_accuracy" in run.snapshot_evaluations() and run.landscape() is not None:
+        return
     steps, _, weights = run.snapshots()
     dataset = data.load(run.summary["dataset"], use_remote=False)
     x_test = dataset.x_test.reshape(len(dataset.x_test), -1).astype(np.float32) / 255.0

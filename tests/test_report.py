@@ -1,22 +1,48 @@
-"""The report: rendered for a tiny run, proof and comparison, opened in headless Chromium."""
+"""The report: its numbers and encodings on synthetic arrays; the pages of a tiny run, proof and comparison
+rendered, and opened in headless Chromium with every request that is not a file refused."""
 
 import base64
 import io
+import json
 import re
 import shutil
+import zlib
 
 import numpy as np
 import pytest
 
 import weightlab
-from weightlab.report.html import render, write_report
+from replay_fixture import add_snapshot_data
+from weightlab.report import png, replay_data
+from weightlab.report.html import render, step_text, write_report
+from weightlab.report.tiles import Tiling, first_layer_tiling, image_shape
 
 CHROMIUM = shutil.which("chromium")
+BROWSER_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
-    return weightlab.run(dataset="synthetic", epochs=2, hidden=16, out=tmp_path_factory.mktemp("runs"), backend="jax")
+    run = weightlab.run(
+        dataset="synthetic",
+        epochs=2,
+        hidden=16,
+        snapshot_every=10,
+        out=tmp_path_factory.mktemp("runs"),
+        backend="jax",
+        report=False,
+    )
+    add_snapshot_data(run.path)
+    write_report(run.path)
+    return run
 
 
 @pytest.fixture(scope="module")
@@ -35,35 +61,84 @@ def tiny_comparison(tmp_path_factory):
     )
 
 
-def embedded_images(page: str) -> list[np.ndarray]:
-    import matplotlib.image
+def decode_png(data: bytes) -> np.ndarray:
+    from PIL import Image
 
-    return [
-        matplotlib.image.imread(io.BytesIO(base64.b64decode(data)), format="png")
-        for data in re.findall(r'src="data:image/png;base64,([^"]+)"', page)
-    ]
+    return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
 
 
-def test_every_figure_is_embedded_and_drawn(tiny_run, tiny_proof, tiny_comparison):
-    for directory, expected in ((tiny_run.path, 10), (tiny_proof.path, 4), (tiny_comparison.path, 4)):
-        page = (directory / "report.html").read_text()
-        images = embedded_images(page)
-        assert len(images) == expected, directory
-        for image in images:
-            assert image.std() > 0.01  # not a blank canvas
-        assert "http://" not in page and "https://" not in page and "<script" not in page
+def script_json(page: str, element_id: str) -> dict:
+    return json.loads(re.search(rf'<script type="application/json" id="{element_id}">(.*?)</script>', page, re.S)[1])
 
 
-def test_rerendering_is_atomic_and_idempotent(tiny_run):
-    before = (tiny_run.path / "report.html").read_text()
-    write_report(tiny_run.path)
-    after = (tiny_run.path / "report.html").read_text()
-    assert len(after) == pytest.approx(len(before), rel=0.01)
-    assert not [p for p in tiny_run.path.iterdir() if p.name.startswith(".report.html-")]
-    probe = tiny_run.path / "probe.txt"
-    probe.write_text("")  # the permissions any file written with open() gets here
-    assert (tiny_run.path / "report.html").stat().st_mode == probe.stat().st_mode
-    probe.unlink()
+# -- the pieces, on synthetic arrays ------------------------------------------------------------
+
+
+def test_png_encoder_round_trips_through_a_real_decoder():
+    rgb = np.random.default_rng(0).integers(0, 256, size=(7, 13, 3), dtype=np.uint8)
+    assert np.array_equal(decode_png(png.encode_png(rgb)), rgb)
+    uri = png.data_uri(png.colourise(np.array([[-1.0, 0.0, np.nan, 1.0]]), -1, 1, png.diverging()))
+    colours = decode_png(base64.b64decode(uri.split(",", 1)[1]))[0]
+    assert tuple(colours[2]) == png.GUTTER and colours[0][2] > colours[0][0] and colours[3][0] > colours[3][2]
+
+
+def test_dense_units_become_tiles_of_their_input_image():
+    kernels = np.arange(3 * 6 * 5, dtype=np.float32).reshape(3, 6, 5)  # 3 snapshots, 2×3 images, 5 units
+    tiling = Tiling("dense/kernel", "dense", 2, 3, 1, 5, columns=2)
+    mosaics = tiling.mosaics(kernels)
+    assert mosaics.shape == (3, *tiling.shape) == (3, 3 * 3 - 1, 2 * 4 - 1)
+    for unit in range(5):
+        row, column = divmod(unit, 2)
+        tile = mosaics[1, row * 3 : row * 3 + 2, column * 4 : column * 4 + 3]
+        assert np.array_equal(tile, kernels[1, :, unit].reshape(2, 3))
+        assert tiling.unit_at(row * 3 + 1, column * 4 + 2) == unit
+    assert np.isnan(mosaics[:, 2, :]).all() and np.isnan(mosaics[:, 6:, 4:]).all()  # gutter; no sixth unit
+
+
+def test_conv_filters_become_small_kernels_with_channels_side_by_side():
+    weights = {"conv/kernel": np.random.default_rng(1).normal(size=(2, 3, 3, 2, 4)), "conv/bias": np.zeros((2, 4))}
+    tiling = first_layer_tiling({"image_shape": [8, 8, 2]}, weights)
+    assert (tiling.kind, tiling.tile_height, tiling.tile_width, tiling.channels, tiling.units) == ("conv", 3, 3, 2, 4)
+    tiles = tiling.tiles(weights["conv/kernel"])
+    assert np.array_equal(tiles[0, 3, :, 3:6], weights["conv/kernel"][0, :, :, 1, 3])
+
+
+def test_which_first_layers_are_pictures():
+    flat = {"dense/kernel": np.zeros((2, 784, 4)), "dense/bias": np.zeros((2, 4))}
+    assert image_shape({}, (784, 4)) == (28, 28)  # runs from before image_shape existed: MNIST
+    assert first_layer_tiling({"image_shape": None}, flat) is None  # non-image data: histograms only
+    assert first_layer_tiling({"image_shape": [28, 28, 1]}, flat).tile_height == 28
+    assert first_layer_tiling({"image_shape": [10, 10]}, flat) is None  # 100 pixels cannot feed 784 inputs
+    assert first_layer_tiling({}, {"dense/kernel": np.zeros((2, 20, 3))}) is None
+
+
+def test_packed_pictures_decode_as_the_page_decodes_them():
+    rng = np.random.default_rng(2)
+    kernels = np.cumsum(rng.normal(scale=0.01, size=(9, 12, 4)), axis=0).astype(np.float32)
+    tiling = Tiling("d/kernel", "dense", 3, 4, 1, 4, columns=2)
+    payload = replay_data.pictures_payload(tiling, kernels)
+    # the page's steps, in numpy: inflate, running sum mod 256 along time, dequantise, add W0
+    size = payload["height"] * payload["width"]
+    codes = np.frombuffer(zlib.decompress(base64.b64decode(payload["changes"])), np.uint8).reshape(-1, size)
+    codes = (np.cumsum(codes.astype(np.int64), axis=0) % 256).astype(np.float64)
+    initial_codes = np.frombuffer(zlib.decompress(base64.b64decode(payload["initial"])), np.uint8).astype(np.float64)
+    initial = np.where(initial_codes == 255, np.nan, (initial_codes - 127) / 127 * payload["initial_limit"])
+    now = initial + (codes - 127) / 127 * payload["change_limit"]
+    expected = tiling.mosaics(kernels)[:, ::-1].reshape(len(kernels), size)
+    change = expected - expected[:1]
+    inside = np.abs(change) <= payload["change_limit"]  # beyond the 99.5th percentile the colour saturates
+    tolerance = payload["initial_limit"] / 254 + payload["change_limit"] / 254 + 1e-7
+    assert np.array_equal(np.isnan(now), np.isnan(expected))
+    assert np.all(np.abs(now - expected)[inside & ~np.isnan(expected)] <= tolerance)
+    assert inside[~np.isnan(change)].mean() > 0.98
+
+
+def test_histograms_over_time_count_like_numpy():
+    stack = np.random.default_rng(3).normal(size=(5, 40, 7)).astype(np.float32)
+    edges = replay_data.histogram_edges(stack, 30)
+    counts = replay_data.histograms_over_time(stack, edges)
+    for index in range(len(stack)):
+        assert np.array_equal(counts[index], np.histogram(stack[index], bins=edges)[0])
 
 
 def test_user_text_is_escaped():
@@ -83,41 +158,132 @@ def test_report_of_a_directory_that_is_not_one(tmp_path):
         write_report(tmp_path)
 
 
+# -- the pages -----------------------------------------------------------------------------------
+
+
+def test_run_page_is_one_offline_file_with_the_replay_data(tiny_run):
+    page = (tiny_run.path / "report.html").read_text()
+    assert len(page) < 5_000_000
+    assert not re.search(r"<(script|img|link|iframe)[^>]+(src|href)=\"(?!data:)", page)  # nothing to fetch
+    replay = script_json(page, "replay-data")
+    steps, epochs, weights = tiny_run.snapshots()
+    evaluations = tiny_run.snapshot_evaluations()
+    track = replay["tracks"][0]
+    assert replay["timeline"]["steps"] == steps.tolist() == track["steps"]
+    assert track["test_accuracy"] == evaluations["test_accuracy"].tolist()
+    assert set(track["histograms"]) == set(weights)
+    assert len(track["panel"]["probabilities"]) == len(steps)
+    figures = script_json(page, "figures-data")
+    names = {layer.get("name") for spec in figures.values() for layer in spec["layers"]}
+    assert {"replay-picture-now", "replay-picture-change", "replay-panel-bars", "replay-path-point"} <= names
+    assert f'<span id="replay-step">{step_text(int(steps[-1]), float(epochs[-1]))}</span>' in page
+    assert page.count("<noscript>") >= 2 and page.count('<img src="data:image/png;base64,') == 3
+
+
+def test_a_run_without_pictures_or_evaluations_still_gets_its_page(tiny_run, tmp_path):
+    plain = tmp_path / "plain"
+    shutil.copytree(tiny_run.path, plain)
+    summary = json.loads((plain / "summary.json").read_text())
+    summary["image_shape"] = None  # as a run on flat features says
+    (plain / "summary.json").write_text(json.dumps(summary))
+    (plain / "landscape.npz").unlink()
+    import h5py
+
+    with h5py.File(plain / "snapshots.h5", "a") as h5:
+        for name in ("test_loss", "test_accuracy", "panel"):
+            del h5[name]
+    page = write_report(plain).read_text()
+    track = script_json(page, "replay-data")["tracks"][0]
+    assert track["pictures"] is None and track["test_accuracy"] is None and track["panel"] is None
+    names = {layer.get("name") for spec in script_json(page, "figures-data").values() for layer in spec["layers"]}
+    assert "replay-picture-now" not in names and "replay-panel-bars" not in names
+    assert '<img src="data:image/png' not in page
+    assert "The path on the loss surface" not in page and "Every variable" in page
+
+
+def test_rerendering_is_atomic_and_idempotent(tiny_run):
+    before = (tiny_run.path / "report.html").read_text()
+    write_report(tiny_run.path)
+    after = (tiny_run.path / "report.html").read_text()
+    assert after == before
+    assert not [p for p in tiny_run.path.iterdir() if p.name.startswith(".report.html-")]
+    probe = tiny_run.path / "probe.txt"
+    probe.write_text("")  # the permissions any file written with open() gets here
+    assert (tiny_run.path / "report.html").stat().st_mode == probe.stat().st_mode
+    probe.unlink()
+
+
+def test_proof_and_comparison_pages_carry_their_figures(tiny_proof, tiny_comparison):
+    proof = (tiny_proof.path / "report.html").read_text()
+    titles = [spec["title"] for spec in script_json(proof, "figures-data").values()]
+    assert any("two paths from the same W₀" in t for t in titles) and "Moving is not improving" in proof
+    comparison = (tiny_comparison.path / "report.html").read_text()
+    replay = script_json(comparison, "replay-data")
+    assert [t["prefix"] for t in replay["tracks"]] == ["v0-", "v1-"]
+    assert replay["timeline"]["steps"] == sorted(set(replay["tracks"][0]["steps"]) | set(replay["tracks"][1]["steps"]))
+    assert ".incomplete-" not in comparison and ".incomplete-" not in proof
+
+
+# -- in a real browser ---------------------------------------------------------------------------
+
+
+def open_offline(browser, path, **context):
+    """A page with every request that is not a file refused and recorded, and its console errors collected."""
+    page = browser.new_context(viewport={"width": 1280, "height": 900}, **context).new_page()
+    refused, errors = [], []
+
+    def route(route):
+        if route.request.url.startswith(("file:", "data:")):
+            return route.continue_()
+        refused.append(route.request.url)
+        return route.abort()
+
+    page.route("**/*", route)
+    page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.goto(path.as_uri(), wait_until="load")
+    return page, refused, errors
+
+
 @pytest.mark.slow
-@pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (make test installs it)")
-def test_reports_open_in_chromium_with_no_failed_requests(tiny_run, tiny_proof, tiny_comparison):
+@pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (make browser installs it)")
+def test_the_replay_moves_in_chromium_offline(tiny_run, tiny_proof, tiny_comparison):
     from playwright.sync_api import sync_playwright
 
+    steps, epochs, _ = tiny_run.snapshots()
+    accuracy = tiny_run.snapshot_evaluations()["test_accuracy"]
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
-        )
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
         try:
-            for directory in (tiny_run.path, tiny_proof.path, tiny_comparison.path):
-                page = browser.new_page(viewport={"width": 1280, "height": 900})
-                failed, outgoing = [], []
-                page.on("requestfailed", lambda request, failed=failed: failed.append(request.url))
-                page.on(
-                    "request",
-                    lambda request, outgoing=outgoing: (
-                        outgoing.append(request.url) if not request.url.startswith(("file:", "data:")) else None
-                    ),
-                )
-                page.goto((directory / "report.html").as_uri(), wait_until="load")
-                images = page.evaluate(
-                    "Array.from(document.images).map(i => [i.complete, i.naturalWidth, i.naturalHeight])"
-                )
-                assert images and all(complete and width > 0 and height > 0 for complete, width, height in images), (
-                    directory
-                )
-                assert failed == [] and outgoing == [], (failed, outgoing)
-                # the browser really painted each figure: a screenshot of it is not one flat colour
-                for index in range(len(images)):
-                    shot = page.locator("img").nth(index).screenshot()
-                    import matplotlib.image
+            page, refused, errors = open_offline(browser, tiny_run.path / "report.html")
+            page.wait_for_selector("#replay.ready", timeout=20_000)
+            shots = {}
+            for key, index in (("End", -1), ("Home", 0)):
+                page.keyboard.press(key)
+                assert page.text_content("#replay-step") == step_text(int(steps[index]), float(epochs[index]))
+                assert float(page.get_attribute("#replay-accuracy", "data-value")) == accuracy[index]
+                page.wait_for_timeout(300)  # let Bokeh repaint before the screenshot
+                shots[key] = decode_png(page.locator("#replay").screenshot()).astype(np.int16)
+            assert shots["End"].shape == shots["Home"].shape
+            assert np.mean(np.any(shots["End"] != shots["Home"], axis=2)) > 0.02  # the pictures and bars moved
+            page.keyboard.press("ArrowRight")
+            assert page.text_content("#replay-step") == step_text(int(steps[1]), float(epochs[1]))
+            assert refused == [] and errors == [], (refused, errors)
 
-                    assert matplotlib.image.imread(io.BytesIO(shot), format="png").std() > 0.01
-                page.close()
+            for directory in (tiny_proof.path, tiny_comparison.path):
+                page, refused, errors = open_offline(browser, directory / "report.html")
+                page.wait_for_selector(".bk-Canvas, .bk-Figure", state="attached", timeout=20_000)
+                page.wait_for_timeout(500)
+                assert refused == [] and errors == [], (directory, refused, errors)
+
+            page, refused, errors = open_offline(browser, tiny_run.path / "report.html", java_script_enabled=False)
+            assert page.locator("p.noscript").is_visible() and "turn JavaScript on" in page.text_content("p.noscript")
+            assert not page.locator("#replay .controls").is_visible()  # nothing to press without the script
+            images = page.locator("#replay noscript img, #replay .static img")
+            assert images.count() == 3
+            for index in range(3):
+                assert decode_png(images.nth(index).screenshot()).std() > 5  # drawn, not a flat colour
+            assert page.locator(".cards").is_visible() and refused == []
         finally:
             browser.close()
 
