@@ -34,7 +34,10 @@ def encoded(array: np.ndarray) -> dict:
     """A 1-D column or a 2-D image as base64 float32 (or uint8): far smaller and faster than JSON lists of numbers."""
     array = np.asarray(array)
     dtype = "uint8" if array.dtype == np.uint8 else "float32"
-    raw = np.ascontiguousarray(array, dtype="<f4" if dtype == "float32" else np.uint8).tobytes()
+    with np.errstate(
+        over="ignore"
+    ):  # a diverging run's huge losses become float32's inf, which the page draws off-scale
+        raw = np.ascontiguousarray(array, dtype="<f4" if dtype == "float32" else np.uint8).tobytes()
     return {"__array__": base64.b64encode(raw).decode("ascii"), "dtype": dtype, "shape": list(array.shape)}
 
 
