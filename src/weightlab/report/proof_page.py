@@ -199,7 +199,7 @@ def proof_report(path: Path, result: dict) -> str:
             ]
         )
     config = result["config"]
-    model = config.get("model") if isinstance(config.get("model"), str) else f"hidden {config['hidden']}"
+    model = config["model"] if config.get("model") not in (None, "mlp") else f"hidden {config['hidden']}"
     return render(
         title=f"weightlab prove · {config['dataset']} · {model} · {n} seed{'s' if n != 1 else ''}",
         subtitle=f"{display_name(path)} · does training optimise the weights, or merely change them?",
