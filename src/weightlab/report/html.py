@@ -90,7 +90,8 @@ def display_name(path: Path) -> str:
 
 
 def step_text(step: int, epoch: float) -> str:
-    """As the page's script writes it: 'step 1,688 · epoch 1.0'."""
+    """As the page's script writes it: 'step 1,688 · epoch 1.0' (epochs to 3 decimals, as the page receives them)."""
+    epoch = round(epoch, 3)
     return f"step {step:,} · epoch {epoch:.2f}" if epoch % 1 else f"step {step:,} · epoch {epoch:.1f}"
 
 
