@@ -141,6 +141,23 @@ def test_histograms_over_time_count_like_numpy():
         assert np.array_equal(counts[index], np.histogram(stack[index], bins=edges)[0])
 
 
+def test_the_proof_plane_keeps_both_end_points_true():
+    from weightlab.report.proof_page import endpoint_plane
+
+    rng = np.random.default_rng(4)
+    origin = rng.normal(size=50)
+    trained = origin + np.cumsum(rng.normal(size=(6, 50)), axis=0) * (np.arange(6) > 0)[:, None]
+    shuffled = origin + np.cumsum(rng.normal(size=(4, 50)), axis=0) * (np.arange(4) > 0)[:, None]
+    first, second, geometry = endpoint_plane(trained, shuffled)
+    assert np.allclose(first[0], 0) and np.allclose(second[0], 0)  # W₀ is the origin of both
+    for projected, path in ((first, trained), (second, shuffled)):
+        assert np.linalg.norm(projected[-1]) == pytest.approx(np.linalg.norm(path[-1] - origin))
+    cosine = (trained[-1] - origin) @ (shuffled[-1] - origin) / np.prod([geometry["trained"], geometry["shuffled"]])
+    assert geometry["cosine"] == pytest.approx(cosine)
+    assert first[-1] @ second[-1] / np.linalg.norm(first[-1]) / np.linalg.norm(second[-1]) == pytest.approx(cosine)
+    assert first[-1][1] == pytest.approx(0, abs=1e-9)  # the trained end lies on the first axis
+
+
 def test_user_text_is_escaped():
     page = render(
         title="<script>alert(1)</script>",

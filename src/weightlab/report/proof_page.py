@@ -19,22 +19,29 @@ CONTROL_LABELS = {
 }
 
 
-def joint_plane(paths: list[np.ndarray]) -> tuple[list[np.ndarray], np.ndarray]:
-    """Several paths of flattened weights (n_i, d) projected on the top two principal directions of all their
-    points together (centred on their mean, as PCA does); returns the projections and the explained-variance ratios."""
-    stacked = np.concatenate(paths).astype(np.float64)
-    mean = stacked.mean(axis=0)
-    _, singular, directions = np.linalg.svd(stacked - mean, full_matrices=False)
-    total = float(np.sum(singular**2)) or 1.0
-    ratio = np.zeros(2)
-    ratio[: min(2, len(singular))] = singular[:2] ** 2 / total
-    basis = np.zeros((2, stacked.shape[1]))
-    basis[: min(2, len(directions))] = directions[:2]
-    return [(p - mean) @ basis.T for p in paths], ratio
+def endpoint_plane(trained: np.ndarray, shuffled: np.ndarray) -> tuple[np.ndarray, np.ndarray, dict]:
+    """Two paths of flattened weights from the same W₀ (rows: snapshots, first row W₀) in the plane through W₀ and
+    both end points: axis 1 along the trained change Δ₁ = W_T − W₀, axis 2 along the part of the shuffled-labels
+    change Δ₂ orthogonal to it (Gram–Schmidt). Both end points keep their true distance from W₀ and their true angle;
+    the points between are projected. Returns both projections and {lengths, cosine}."""
+    origin = trained[0].astype(np.float64)
+    first = trained[-1] - origin
+    second = shuffled[-1] - origin
+    length_1, length_2 = float(np.linalg.norm(first)), float(np.linalg.norm(second))
+    axis_1 = first / (length_1 or 1.0)
+    rest = second - (second @ axis_1) * axis_1
+    axis_2 = rest / (float(np.linalg.norm(rest)) or 1.0)
+    basis = np.stack([axis_1, axis_2])
+    cosine = float(first @ second / (length_1 * length_2)) if length_1 and length_2 else float("nan")
+    return (
+        (trained - origin) @ basis.T,
+        (shuffled - origin) @ basis.T,
+        {"trained": length_1, "shuffled": length_2, "cosine": cosine},
+    )
 
 
 def paths_section(path: Path, result: dict) -> FigureSection | None:
-    """The first seed's trained and shuffled-labels runs, both from the same W₀, in the plane of their snapshots."""
+    """The first seed's trained and shuffled-labels runs, both from the same W₀, in one plane."""
     from weightlab.errors import RunDirError
     from weightlab.store import read_run
 
@@ -46,35 +53,53 @@ def paths_section(path: Path, result: dict) -> FigureSection | None:
     except (RunDirError, KeyError):
         return None
     snapshots = {kind: run.snapshots() for kind, run in runs.items()}
-    flats = [np.concatenate([w.reshape(len(w), -1) for w in s[2].values()], axis=1) for s in snapshots.values()]
-    projected, ratio = joint_plane(flats)
+    flat = {
+        kind: np.concatenate([w.reshape(len(w), -1) for w in s[2].values()], axis=1) for kind, s in snapshots.items()
+    }
+    trained, shuffled, geometry = endpoint_plane(flat["trained"], flat["shuffled_labels"])
     losses = {kind: run.snapshot_evaluations().get("test_loss") for kind, run in runs.items()}
     paths = [
         {
             "label": "trained",
-            "xy": projected[0],
+            "xy": trained,
             "steps": snapshots["trained"][0],
             "loss": losses["trained"],
             "colour": TRAINED,
         },
         {
             "label": "shuffled labels",
-            "xy": projected[1],
+            "xy": shuffled,
             "steps": snapshots["shuffled_labels"][0],
             "loss": losses["shuffled_labels"],
             "colour": CONTROL,
         },
     ]
-    spec = replay_charts.landscape(paths, None, ratio, f"seed {result['seeds'][0]}: two paths from the same W₀")
-    spec["legend"] = {"location": "bottom_right"}
+    labels = ("along the trained run's W_T − W₀", "toward the shuffled-labels end (⊥ part)")
+    spec = replay_charts.landscape(paths, None, labels, f"seed {result['seeds'][0]}: two paths from the same W₀")
+    spec["legend"] = {"location": "top_left"}
+    spec["match_aspect"] = True  # one unit of weight distance is as long on both axes
     for hover_layer in spec["layers"]:
         if hover_layer.get("hover"):
             hover_layer["hover"][-1][0] = "test loss"  # these paths carry the test loss of each snapshot
+    angle = (
+        np.degrees(np.arccos(np.clip(geometry["cosine"], -1, 1))) if np.isfinite(geometry["cosine"]) else float("nan")
+    )
+
+    def first_seed(summary: dict) -> str:
+        value = summary["values"][0] if summary["values"] else None
+        return "—" if value is None else f"{value:.3f}"
+
+    losses_text = (
+        f"test loss {first_seed(result['controls']['initial_weights']['test_loss'])} at W₀, "
+        f"{first_seed(result['trained']['test_loss_after'])} trained, "
+        f"{first_seed(result['controls']['shuffled_labels']['test_loss'])} on shuffled labels"
+    )
     return FigureSection(
         "Moving is not improving: two paths from the same initial weights",
-        "The snapshots of the trained run and of the same training on shuffled labels, projected together on the top "
-        f"two principal directions of both paths ({ratio[0]:.1%} and {ratio[1]:.1%} of their variance): both move "
-        "far from W₀, in different directions; only one of them lowers the test loss (hover a point).",
+        f"Seed {result['seeds'][0]}'s trained run and the same training on shuffled labels, drawn in the plane through W₀ "
+        f"(the origin) and both end points, so both end points sit at their true distance from W₀ (‖ΔW‖ "
+        f"{geometry['trained']:.1f} trained, {geometry['shuffled']:.1f} on shuffled labels) and at their true angle "
+        f"({angle:.0f}°); the snapshots between are projected. Both moved; {losses_text}.",
         (spec,),
     )
 

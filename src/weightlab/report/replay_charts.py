@@ -259,20 +259,13 @@ def contour_lines(a: np.ndarray, b: np.ndarray, grid: np.ndarray, levels: np.nda
     return {"xs": xs, "ys": ys, "level": level_of}
 
 
-def landscape(paths: list[dict], grid: dict | None, ratio: np.ndarray, title: str, prefix: str = "") -> dict:
-    """The loss in the plane of the top two principal directions (shaded bands, contour lines) and the paths over it.
+def landscape(paths: list[dict], grid: dict | None, axis_labels: tuple[str, str], title: str) -> dict:
+    """The loss in a plane of weight space (shaded bands, contour lines) and the paths over it.
 
     ``paths``: per path ``label``, ``xy`` (n, 2), ``steps`` (n,), ``loss`` (n,) or None, ``colour``, ``name``
     (the replay's moving point, or None).
     """
-    spec = figure(
-        title,
-        580,
-        480,
-        f"PC1 ({ratio[0]:.1%} of the path's variance)",
-        f"PC2 ({ratio[1]:.1%})",
-        legend={"location": "top_right"},
-    )
+    spec = figure(title, 580, 480, *axis_labels, legend={"location": "top_right"})
     if grid is not None:
         a, b, loss = (np.asarray(grid[k], np.float64) for k in ("grid_a", "grid_b", "grid_loss"))
         finite = loss[np.isfinite(loss)]

@@ -95,7 +95,7 @@ def run_report(stored_run, dataset=None) -> str:
                             }
                         ],
                         landscape,
-                        ratio,
+                        (f"PC1 ({ratio[0]:.1%} of the path's variance)", f"PC2 ({ratio[1]:.1%})"),
                         "the weights' path on the loss surface",
                     ),
                 ),
