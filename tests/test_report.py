@@ -158,6 +158,16 @@ def test_the_proof_plane_keeps_both_end_points_true():
     assert first[-1][1] == pytest.approx(0, abs=1e-9)  # the trained end lies on the first axis
 
 
+def test_variants_line_up_by_step_or_by_epoch():
+    from weightlab.report.comparison_page import _timeline
+
+    same = [{"steps": [0, 2, 4], "epochs": [0, 0.5, 1.0]}, {"steps": [0, 3, 4], "epochs": [0, 0.75, 1.0]}]
+    assert _timeline(same) == {"by": "step", "steps": [0, 2, 3, 4], "epochs": [0, 0.5, 0.75, 1.0]}
+    halved = [{"steps": [0, 2, 4], "epochs": [0, 0.5, 1.0]}, {"steps": [0, 4, 8], "epochs": [0, 0.5, 1.0]}]
+    assert _timeline(halved) == {"by": "epoch", "steps": None, "epochs": [0, 0.5, 1.0]}  # another batch size
+    assert _timeline(same, aligned_by="epoch")["by"] == "epoch"  # as comparison.json says
+
+
 def test_user_text_is_escaped():
     page = render(
         title="<script>alert(1)</script>",
@@ -234,6 +244,25 @@ def test_proof_and_comparison_pages_carry_their_figures(tiny_proof, tiny_compari
     proof = (tiny_proof.path / "report.html").read_text()
     titles = [spec["title"] for spec in script_json(proof, "figures-data").values()]
     assert any("two paths from the same W₀" in t for t in titles) and "Moving is not improving" in proof
+    surfaced = tiny_proof.path.parent / "with-landscape"
+    shutil.copytree(tiny_proof.path, surfaced)
+    rng = np.random.default_rng(5)
+    np.savez(  # the proof's landscape.npz as the snapshots helper documents it
+        surfaced / "landscape.npz",
+        explained_variance_ratio=np.array([0.8, 0.1]),
+        path_trained=rng.normal(size=(4, 2)),
+        path_shuffled_labels=rng.normal(size=(3, 2)),
+        path_loss_trained=np.array([2.3, 1.0, 0.5, 0.3]),
+        path_loss_shuffled_labels=np.array([2.3, 2.3, 2.31]),
+        steps_trained=np.array([0, 1, 2, 3]),
+        steps_shuffled_labels=np.array([0, 1, 3]),
+        grid_a=np.linspace(-2, 2, 5),
+        grid_b=np.linspace(-2, 2, 4),
+        grid_loss=rng.random((4, 5)) + 0.1,
+        sample_indices=np.arange(10),
+    )
+    page = write_report(surfaced).read_text()
+    assert "Both paths on the loss surface" in page and "to 0.300 along the trained path and to 2.310" in page
     comparison = (tiny_comparison.path / "report.html").read_text()
     replay = script_json(comparison, "replay-data")
     assert [t["prefix"] for t in replay["tracks"]] == ["v0-", "v1-"]

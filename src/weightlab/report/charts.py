@@ -66,6 +66,7 @@ def layer(
 
 
 def mapper(palette: list[str], low: float, high: float, kind: str = "linear", nan_color: str = "#f6f8fb") -> dict:
+    """A colour mapper: ``kind`` "linear", "log" or "eqhist" (Bokeh's Linear-, Log- and EqHistColorMapper)."""
     return {
         "mapper": {"kind": kind, "palette": palette, "low": float(low), "high": float(high), "nan_color": nan_color}
     }

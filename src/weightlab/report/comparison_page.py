@@ -46,13 +46,21 @@ def variant_curves(axis: str, variants: list[tuple[str, list[dict]]]) -> tuple[d
     return tuple(specs)
 
 
-def _timeline(tracks: list[dict]) -> dict:
-    """Every step any variant has a snapshot at, with its epoch: one timeline for all of them."""
+def _timeline(tracks: list[dict], aligned_by: str | None = None) -> dict:
+    """One timeline for all variants: every step any of them has a snapshot at, or — when their steps mean different
+    points of training (another batch size or epoch count: ``comparison.json``'s ``replay.aligned_by`` is "epoch", or
+    the runs disagree on steps per epoch) — every epoch any of them has a snapshot at."""
+    if aligned_by is None:
+        per_epoch = {round(t["steps"][-1] / t["epochs"][-1], 6) for t in tracks if t["epochs"] and t["epochs"][-1]}
+        aligned_by = "step" if len(per_epoch) <= 1 else "epoch"
+    if aligned_by == "epoch":
+        epochs = sorted({e for t in tracks for e in t["epochs"]})
+        return {"by": "epoch", "steps": None, "epochs": epochs}
     epoch_of = {}
     for track in tracks:
         epoch_of.update(zip(track["steps"], track["epochs"]))
     steps = sorted(epoch_of)
-    return {"steps": steps, "epochs": [epoch_of[s] for s in steps]}
+    return {"by": "step", "steps": steps, "epochs": [epoch_of[s] for s in steps]}
 
 
 def side_by_side(axis: str, result: dict, runs: dict) -> tuple[Replay, list[FigureSection]]:
@@ -85,9 +93,9 @@ def side_by_side(axis: str, result: dict, runs: dict) -> tuple[Replay, list[Figu
     replay = Replay(
         "Watch them learn, side by side",
         "Every variant's first seed on one timeline (the same seed: the same data order): ← → step, Home and End jump "
-        "to the ends; each shows its last snapshot at or before the step.",
+        "to the ends; each shows its last snapshot at or before that point of training.",
         tuple(tracks),
-        {"timeline": _timeline(payloads), "tracks": payloads},
+        {"timeline": _timeline(payloads, result.get("replay", {}).get("aligned_by")), "tracks": payloads},
     )
     return replay, over_time
 

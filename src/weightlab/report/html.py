@@ -160,8 +160,10 @@ def render(figures=(), replay: Replay | None = None, **context) -> str:
             "title": replay.title,
             "what": replay.what,
             "tracks": tracks,
-            "last": len(timeline["steps"]) - 1,
-            "step_text": step_text(timeline["steps"][-1], timeline["epochs"][-1]),
+            "last": len(timeline["epochs"]) - 1,
+            "step_text": step_text(timeline["steps"][-1], timeline["epochs"][-1])
+            if timeline.get("steps")
+            else f"epoch {timeline['epochs'][-1]:.2f}",
             "static": replay.static,
         }
     return environment.get_template("report.html.j2").render(

@@ -104,6 +104,54 @@ def paths_section(path: Path, result: dict) -> FigureSection | None:
     )
 
 
+def surface_section(path: Path, result: dict) -> FigureSection | None:
+    """The proof's landscape.npz, where it has one: both paths of its first seed on the top two principal directions
+    of their snapshots together, over the training loss on the true labels in that plane."""
+    from weightlab.store import read_landscape
+
+    data = read_landscape(path)
+    keys = (
+        "path_trained",
+        "path_shuffled_labels",
+        "steps_trained",
+        "steps_shuffled_labels",
+        "explained_variance_ratio",
+    )
+    if data is None or not all(key in data for key in keys):
+        return None
+    paths = [
+        {
+            "label": label,
+            "xy": data[f"path_{kind}"],
+            "steps": data[f"steps_{kind}"],
+            "loss": data.get(f"path_loss_{kind}"),
+            "colour": colour,
+        }
+        for kind, label, colour in (("trained", "trained", TRAINED), ("shuffled_labels", "shuffled labels", CONTROL))
+    ]
+    grid = data if all(key in data for key in ("grid_a", "grid_b", "grid_loss")) else None
+    ratio = np.asarray(data["explained_variance_ratio"], dtype=np.float64)
+    labels = (f"PC1 ({ratio[0]:.1%} of both paths' variance)", f"PC2 ({ratio[1]:.1%})")
+    seed = result.get("landscape", {}).get("seed", result["seeds"][0])
+    spec = replay_charts.landscape(paths, grid, labels, f"seed {seed}: both paths on the loss surface")
+    spec["legend"] = {"location": "top_left"}
+    ends = ""
+    if "path_loss_trained" in data and "path_loss_shuffled_labels" in data:
+        ends = (
+            f" The training loss on the true labels goes from {float(data['path_loss_trained'][0]):.3f} at W₀ to "
+            f"{float(data['path_loss_trained'][-1]):.3f} along the trained path and to "
+            f"{float(data['path_loss_shuffled_labels'][-1]):.3f} along the shuffled-labels one."
+        )
+    return FigureSection(
+        "Both paths on the loss surface",
+        "The two runs' snapshots projected together on the top two principal directions of all of them, over the "
+        "training loss on the true labels in that plane (hover a point for its step and loss). A plane of two "
+        "directions keeps only part of each path's movement; the figure above keeps both end points' true distances."
+        + ends,
+        (spec,),
+    )
+
+
 def line_figures(result: dict) -> tuple[dict, dict]:
     alphas = np.asarray(result["line"]["alphas"], dtype=np.float64)
     specs = []
@@ -174,9 +222,9 @@ def proof_report(path: Path, result: dict) -> str:
             (charts.intervals("one layer reset to its initial weights, the others trained", undo, width=620),),
         ),
     ]
-    paths = paths_section(path, result)
-    if paths is not None:
-        sections.insert(1, paths)
+    for index, extra in enumerate((paths_section(path, result), surface_section(path, result))):
+        if extra is not None:
+            sections.insert(1 + index, extra)
     change = np.asarray(where.get("pixel_change") or [], dtype=np.float64)
     if change.ndim == 2:
         activity = np.asarray(where["pixel_activity"], dtype=np.float64)

@@ -271,9 +271,9 @@ def landscape(paths: list[dict], grid: dict | None, axis_labels: tuple[str, str]
         finite = loss[np.isfinite(loss)]
         if finite.size:
             levels = np.unique(np.quantile(finite, np.linspace(0, 1, 13)))
-            colours = png.hex_colours(png.palette(("#08306b", "#6baed6", "#f7fbff"), 12))
+            colours = png.hex_colours(png.palette(("#08306b", "#6baed6", "#f7fbff"), 64))
             step_a, step_b = (a[1] - a[0] if len(a) > 1 else 1.0), (b[1] - b[0] if len(b) > 1 else 1.0)
-            colour_mapper = mapper(colours, levels[0], levels[-1], "eqhist")
+            colour_mapper = mapper(colours, max(levels[0], 1e-6), max(levels[-1], 2e-6), "log")  # losses span decades
             layer(
                 spec,
                 "image",

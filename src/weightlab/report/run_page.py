@@ -55,7 +55,10 @@ def run_report(stored_run, dataset=None) -> str:
         "Watch it learn",
         _replay_sentence(tiling, evaluations, len(snapshot_steps)),
         (track,),
-        {"timeline": {"steps": track_payload["steps"], "epochs": track_payload["epochs"]}, "tracks": [track_payload]},
+        {
+            "timeline": {"by": "step", "steps": track_payload["steps"], "epochs": track_payload["epochs"]},
+            "tracks": [track_payload],
+        },
         replay_view.static_pictures(tiling, weights[tiling.variable]) if tiling else (),
     )
     sections = [

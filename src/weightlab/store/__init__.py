@@ -15,7 +15,7 @@ same parent and renamed into place only once every file is on disk.
 
 from weightlab.store.checkpoint import read_checkpoint
 from weightlab.store.format import CHECKPOINT, FORMAT_VERSION, HISTORY_COLUMNS, dumps, jsonable, new_run_id
-from weightlab.store.run import Run, read_run
+from weightlab.store.run import Run, read_landscape, read_run
 from weightlab.store.writer import RunWriter
 
 __all__ = [
@@ -28,5 +28,6 @@ __all__ = [
     "jsonable",
     "new_run_id",
     "read_checkpoint",
+    "read_landscape",
     "read_run",
 ]

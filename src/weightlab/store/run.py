@@ -87,10 +87,7 @@ class Run:
 
     def landscape(self) -> dict[str, np.ndarray] | None:
         """landscape.npz (the snapshots' path on the top two principal directions, the loss around it), if written."""
-        if not (self.path / "landscape.npz").is_file():
-            return None
-        with self._reading("landscape.npz") as path, np.load(path, allow_pickle=False) as archive:
-            return {name: archive[name] for name in archive.files}
+        return read_landscape(self.path)
 
     def _repr_html_(self) -> str:
         import html
@@ -109,6 +106,20 @@ class Run:
             f"test accuracy {s['test_accuracy_before']:.4f} → <b>{s['test_accuracy_after']:.4f}</b>, "
             f"loss {loss(s['test_loss_before'])} → {loss(s['test_loss_after'])}, {s['steps']} steps in {s['train_seconds']:.1f} s"
         )
+
+
+def read_landscape(directory: str | os.PathLike) -> dict[str, np.ndarray] | None:
+    """The arrays of a run's, proof's or comparison's landscape.npz, None if it has none; RunDirError if it is damaged."""
+    path = Path(directory) / "landscape.npz"
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            return {name: archive[name] for name in archive.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
+        raise RunDirError(
+            f"{path} is damaged ({type(error).__name__}: {str(error)[:120]}); rerun the experiment"
+        ) from error
 
 
 def read_run(path: str | os.PathLike) -> Run:

@@ -40,7 +40,7 @@
       if (value && value.mapper) {
         const { kind, palette, low, high, nan_color } = value.mapper;
         if (!value.model) {
-          const Mapper = kind === "eqhist" ? Bokeh.EqHistColorMapper : Bokeh.LinearColorMapper;
+          const Mapper = { eqhist: Bokeh.EqHistColorMapper, log: Bokeh.LogColorMapper }[kind] || Bokeh.LinearColorMapper;
           value.model = new Mapper({ palette, low, high, nan_color });
         }
         out[key] = value.model;

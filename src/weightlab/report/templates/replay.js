@@ -5,7 +5,8 @@
   const payload = JSON.parse(document.getElementById("replay-data").textContent);
   const root = document.getElementById("replay");
   const timeline = payload.timeline;
-  const last = timeline.steps.length - 1;
+  const byEpoch = timeline.by === "epoch"; // variants whose steps mean different points of training
+  const last = timeline.epochs.length - 1;
   const slider = root.querySelector("input[type=range]");
   const playButton = root.querySelector("[data-action=play]");
   let current = last;
@@ -39,15 +40,17 @@
     setColumns(source, { image: [window.weightlab.image(values, values.length / width, width)] });
   }
 
-  // Each track is one run's snapshots; the timeline shows, per track, its last snapshot at or before the step.
-  function indexOf(track, step) {
+  // Each track is one run's snapshots; the timeline shows, per track, its last snapshot at or before the point.
+  function indexOf(track, point) {
+    const along = byEpoch ? track.epochs : track.steps;
     let index = 0;
-    while (index + 1 < track.steps.length && track.steps[index + 1] <= step) index++;
+    while (index + 1 < along.length && along[index + 1] <= point) index++;
     return index;
   }
 
   function formatStep(index) {
     const epoch = timeline.epochs[index];
+    if (byEpoch) return `epoch ${epoch.toFixed(2)}`;
     return `step ${timeline.steps[index].toLocaleString("en-US")} · epoch ${epoch.toFixed(epoch % 1 ? 2 : 1)}`;
   }
 
@@ -112,9 +115,9 @@
   function start(models, decoded) {
     function show(index) {
       current = Math.max(0, Math.min(last, index));
-      const step = timeline.steps[current];
-      payload.tracks.forEach((track, i) => showTrack(models, track, decoded[i], step));
-      for (const span of named(models, "replay-cursor")) span.location = step;
+      const point = byEpoch ? timeline.epochs[current] : timeline.steps[current];
+      payload.tracks.forEach((track, i) => showTrack(models, track, decoded[i], point));
+      if (!byEpoch) for (const span of named(models, "replay-cursor")) span.location = point;
       slider.value = String(current);
       document.getElementById("replay-step").textContent = formatStep(current);
     }
