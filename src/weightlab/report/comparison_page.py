@@ -65,7 +65,7 @@ def _timeline(tracks: list[dict], aligned_by: str | None = None) -> dict:
 
 def side_by_side(axis: str, result: dict, runs: dict) -> tuple[Replay, list[FigureSection]]:
     """Each variant's first seed, replayed on one timeline, and its distributions over time."""
-    tracks, payloads, over_time = [], [], []
+    tracks, payloads, over_time, static = [], [], [], []
     for number, variant in enumerate(result["variants"]):
         run = runs[variant["value"]][0]
         steps, epochs, weights = run.snapshots()
@@ -82,6 +82,8 @@ def side_by_side(axis: str, result: dict, runs: dict) -> tuple[Replay, list[Figu
             image_shape(run.summary, kernel_shape) if kernel_shape else None,
         )
         tracks.append(shown)
+        if tiling is not None:  # for JavaScript off: each variant's first layer before, after and the difference
+            static += replay_view.static_pictures(tiling, weights[tiling.variable], f"{axis}={variant['value']}: ")
         payloads.append(payload)
         over_time.append(
             FigureSection(
@@ -96,6 +98,7 @@ def side_by_side(axis: str, result: dict, runs: dict) -> tuple[Replay, list[Figu
         "to the ends; each shows its last snapshot at or before that point of training.",
         tuple(tracks),
         {"timeline": _timeline(payloads, result.get("replay", {}).get("aligned_by")), "tracks": payloads},
+        tuple(static),
     )
     return replay, over_time
 
