@@ -15,7 +15,7 @@ import os
 from importlib import resources
 from pathlib import Path
 
-from weightlab.errors import ConfigError, RunDirError
+from weightlab.errors import RunDirError
 from weightlab.fileio import atomic_write
 
 
