@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 
 import weightlab
-from replay_fixture import add_snapshot_data
 from weightlab.report import png, replay_data
 from weightlab.report.html import render, step_text, write_report
 from weightlab.report.tiles import Tiling, first_layer_tiling, image_shape
@@ -31,18 +30,8 @@ BROWSER_ARGS = [
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
-    run = weightlab.run(
-        dataset="synthetic",
-        epochs=2,
-        hidden=16,
-        snapshot_every=10,
-        out=tmp_path_factory.mktemp("runs"),
-        backend="jax",
-        report=False,
-    )
-    add_snapshot_data(run.path)
-    write_report(run.path)
-    return run
+    """48 snapshots, each evaluated (test loss, accuracy, the panel), and landscape.npz: as every run stores them."""
+    return weightlab.run(dataset="synthetic", epochs=2, hidden=16, out=tmp_path_factory.mktemp("runs"), backend="jax")
 
 
 @pytest.fixture(scope="module")
@@ -244,6 +233,7 @@ def test_proof_and_comparison_pages_carry_their_figures(tiny_proof, tiny_compari
     proof = (tiny_proof.path / "report.html").read_text()
     titles = [spec["title"] for spec in script_json(proof, "figures-data").values()]
     assert any("two paths from the same W₀" in t for t in titles) and "Moving is not improving" in proof
+    assert "Both paths on the loss surface" in proof  # from the proof's own landscape.npz
     surfaced = tiny_proof.path.parent / "with-landscape"
     shutil.copytree(tiny_proof.path, surfaced)
     rng = np.random.default_rng(5)
