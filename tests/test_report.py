@@ -106,20 +106,28 @@ def test_packed_pictures_decode_as_the_page_decodes_them():
     kernels = np.cumsum(rng.normal(scale=0.01, size=(9, 12, 4)), axis=0).astype(np.float32)
     tiling = Tiling("d/kernel", "dense", 3, 4, 1, 4, columns=2)
     payload = replay_data.pictures_payload(tiling, kernels)
-    # the page's steps, in numpy: inflate, running sum mod 256 along time, dequantise, add W0
+    # the page's steps, in numpy: inflate, running sum mod 256 along time, decode the square-root codes, add W0
     size = payload["height"] * payload["width"]
     codes = np.frombuffer(zlib.decompress(base64.b64decode(payload["changes"])), np.uint8).reshape(-1, size)
-    codes = (np.cumsum(codes.astype(np.int64), axis=0) % 256).astype(np.float64)
+    k = ((np.cumsum(codes.astype(np.int64), axis=0) % 256) - 127) / 127
     initial_codes = np.frombuffer(zlib.decompress(base64.b64decode(payload["initial"])), np.uint8).astype(np.float64)
     initial = np.where(initial_codes == 255, np.nan, (initial_codes - 127) / 127 * payload["initial_limit"])
-    now = initial + (codes - 127) / 127 * payload["change_limit"]
+    now = initial + np.sign(k) * k**2 * payload["change_scale"]
     expected = tiling.mosaics(kernels)[:, ::-1].reshape(len(kernels), size)
-    change = expected - expected[:1]
-    inside = np.abs(change) <= payload["change_limit"]  # beyond the 99.5th percentile the colour saturates
-    tolerance = payload["initial_limit"] / 254 + payload["change_limit"] / 254 + 1e-7
+    change = np.abs(expected - expected[:1])
+    assert np.nanmax(change) == pytest.approx(payload["change_scale"])  # nothing clipped
+    # a square-root code is exact to half a level: |Δc| ≤ (|k| + 1/254)/127 · scale, and W₀ to half of its level
+    error = np.abs(now - expected)
+    bound = (np.sqrt(change / payload["change_scale"]) + 1 / 254) / 127 * payload["change_scale"]
+    bound += payload["initial_limit"] / 254 + 1e-6
     assert np.array_equal(np.isnan(now), np.isnan(expected))
-    assert np.all(np.abs(now - expected)[inside & ~np.isnan(expected)] <= tolerance)
-    assert inside[~np.isnan(change)].mean() > 0.98
+    assert np.all((error <= bound)[~np.isnan(expected)])
+    # changes under 1% of the largest (the first steps') are still resolved to 1/12 of themselves
+    small = (change < 0.01 * payload["change_scale"]) & ~np.isnan(change)
+    change_error = np.abs(error - np.abs(initial - expected[0]))  # the W₀ part of the error taken out
+    assert np.all(change_error[small] <= 0.01 * payload["change_scale"] / 12)
+    own = np.percentile(np.nan_to_num(change), 99.5, axis=1)
+    assert payload["change_limits"] == pytest.approx(np.where(own > 0, own, 1.0).tolist())
 
 
 def test_histograms_over_time_count_like_numpy():
@@ -304,6 +312,12 @@ def test_the_replay_moves_in_chromium_offline(tiny_run, tiny_proof, tiny_compari
             assert np.mean(np.any(shots["End"] != shots["Home"], axis=2)) > 0.02  # the pictures and bars moved
             page.keyboard.press("ArrowRight")
             assert page.text_content("#replay-step") == step_text(int(steps[1]), float(epochs[1]))
+            change_picture = page.locator("#replay [data-figure]").nth(1)
+            shared = decode_png(change_picture.screenshot()).astype(np.int16)
+            page.check("input[name=own-scale]")  # the first step's small change, on its own colour scale
+            page.wait_for_timeout(300)
+            own = decode_png(change_picture.screenshot()).astype(np.int16)
+            assert np.abs(own - shared).mean() > 1 and own.std() > shared.std()
             assert refused == [] and errors == [], (refused, errors)
 
             for directory in (tiny_proof.path, tiny_comparison.path):

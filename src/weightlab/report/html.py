@@ -165,6 +165,7 @@ def render(figures=(), replay: Replay | None = None, **context) -> str:
             if timeline.get("steps")
             else f"epoch {timeline['epochs'][-1]:.2f}",
             "static": replay.static,
+            "pictures": any(track.get("pictures") for track in replay.payload["tracks"]),
         }
     return environment.get_template("report.html.j2").render(
         figures=sections,

@@ -20,10 +20,11 @@ def _plain(spec: dict) -> dict:
     return spec
 
 
-def picture(title: str, shape: tuple[int, int], limit: float, name: str, frame: int = 420) -> dict:
+def picture(title: str, shape: tuple[int, int], limit: float, name: str, frame: int = 420, bar: bool = True) -> dict:
     """A mosaic of weights on a diverging scale ±limit, hover reading each weight; the replay fills it in.
 
-    Two fit side by side: the mosaic's longer side is drawn ``frame`` pixels long."""
+    Two fit side by side: the mosaic's longer side is drawn ``frame`` pixels long. Without a colour ``bar`` the
+    title (named ``<name>/title`` for the page's script, which rescales it) states the scale."""
     height, width = shape
     pixel = frame / max(height, width)
     spec = _plain(
@@ -39,7 +40,10 @@ def picture(title: str, shape: tuple[int, int], limit: float, name: str, frame: 
         name=name,
         hover=[["weight", "@image{0.0000}"]],
     )
-    layer(spec, "colorbar", style={"color_mapper": colours, "width": 8})
+    if bar:
+        layer(spec, "colorbar", style={"color_mapper": colours, "width": 8})
+    else:
+        spec["title_name"] = f"{name}/title"
     return spec
 
 

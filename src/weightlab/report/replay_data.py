@@ -1,10 +1,11 @@
 """What the replay needs, computed once in numpy and packed small enough to ship inside the page.
 
 The first layer's pictures at every snapshot are the bulk: 48 snapshots of 64 MNIST units are
-2.4 M weights. They travel as W₀ (uint8 over ±max|W₀|) plus each snapshot's W_t − W₀ quantised to uint8
-on one scale shared by all snapshots (so a faint picture means a small change), differenced
-along time (consecutive snapshots are alike, which zlib then finds) and deflated; the page
-inflates them with the browser's own DecompressionStream.
+2.4 M weights. They travel as W₀ (uint8 over ±max|W₀|) plus each snapshot's W_t − W₀ as uint8
+codes on a square-root scale shared by all snapshots (fine near zero, where the first steps'
+small changes lie; nothing clipped), differenced along time (consecutive snapshots are alike,
+which zlib then finds) and deflated; the page inflates them with the browser's own
+DecompressionStream.
 """
 
 from __future__ import annotations
@@ -32,18 +33,25 @@ def symmetric_limit(values: np.ndarray, percentile: float = 99.5) -> float:
     return limit if limit > 0 else 1.0
 
 
-def quantised_changes(mosaics: np.ndarray, limit: float) -> np.ndarray:
-    """(n, H, W) uint8: (M_t − M_0) / limit mapped from [−1, 1] to 0..254 (127 is no change), gutters 127."""
+def quantised_changes(mosaics: np.ndarray, scale: float) -> np.ndarray:
+    """(n, H, W) uint8: c = M_t − M_0 as 127 + round(127·sign(c)·√(|c| / scale)), 0..254, gutters 127.
+
+    The page decodes k = code − 127 as sign(k)·(k / 127)²·scale: with ``scale`` = max |c| nothing is
+    clipped, and a change of 1% of the largest still gets 13 of the 127 levels."""
     change = np.nan_to_num(mosaics - mosaics[:1])
-    return np.round(np.clip(change / limit, -1, 1) * 127 + 127).astype(np.uint8)
+    return np.round(127 + 127 * np.sign(change) * np.sqrt(np.minimum(np.abs(change) / scale, 1.0))).astype(np.uint8)
 
 
 def pictures_payload(tiling: Tiling, kernels: np.ndarray) -> dict:
     """The first layer's pictures at every snapshot, packed (see the module's docstring); rows run bottom to top,
-    as Bokeh draws an image."""
+    as Bokeh draws an image. ``change_limit`` is the shared colour scale of the change, ``change_limits`` each
+    snapshot's own (for the page's "each snapshot on its own scale")."""
     mosaics = tiling.mosaics(kernels)[:, ::-1]
-    change_limit = symmetric_limit(mosaics[-1] - mosaics[0])
-    codes = quantised_changes(mosaics, change_limit)
+    changes = np.abs(mosaics - mosaics[:1]).reshape(len(mosaics), -1)
+    changes = np.where(np.isnan(changes), 0.0, changes)
+    scale = float(changes.max()) or 1.0
+    own_limits = np.percentile(changes, 99.5, axis=1)
+    codes = quantised_changes(mosaics, scale)
     # consecutive differences mod 256: the page restores codes with a running sum
     steps = np.diff(codes, axis=0, prepend=np.zeros_like(codes[:1]))
     initial = mosaics[0]
@@ -56,7 +64,9 @@ def pictures_payload(tiling: Tiling, kernels: np.ndarray) -> dict:
         "initial": packed(initial_codes.astype(np.uint8).tobytes()),
         "initial_limit": initial_limit,
         "changes": packed(steps.tobytes()),
-        "change_limit": change_limit,
+        "change_scale": scale,
+        "change_limit": symmetric_limit(mosaics[-1] - mosaics[0]),
+        "change_limits": np.where(own_limits > 0, own_limits, 1.0).tolist(),
         "weight_limit": symmetric_limit(mosaics[[0, -1]]),
     }
 

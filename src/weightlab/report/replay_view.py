@@ -60,7 +60,11 @@ def track(
         )
         figures.append(
             replay_charts.picture(
-                f"{label}now − initial", shape, pictures["change_limit"], f"{prefix}replay-picture-change"
+                f"{label}now − initial: ±{pictures['change_limit']:.2g}, one scale for every snapshot",
+                shape,
+                pictures["change_limit"],
+                f"{prefix}replay-picture-change",
+                bar=False,
             )
         )
     for index, (name, histogram) in enumerate(payload["histograms"].items()):

@@ -148,7 +148,10 @@ def _replay_sentence(tiling, evaluations: dict, snapshots: int) -> str:
     parts = [f"{snapshots} snapshots; ← → step through them, Home and End jump to the ends."]
     if tiling is not None:
         what = "unit's incoming weights as an image" if tiling.kind == "dense" else "filter as a small kernel"
-        parts.append(f"Top: each {what}, now and minus its initial value (one colour scale for every snapshot).")
+        parts.append(
+            f"Top: each {what}, now and minus its initial value (one colour scale for every snapshot, so a faint "
+            "picture is a small change; tick the box to see each snapshot's change on its own scale)."
+        )
     parts.append("Then each variable's weights now (blue) over the initial ones (grey).")
     if "panel/probabilities" in evaluations:
         parts.append(

@@ -66,6 +66,7 @@
     const args = { ...fields, ...style(layer.style), source };
     if (layer.legend) args.legend_label = layer.legend;
     const renderer = plot[layer.glyph](args);
+    if (layer.name && args.color_mapper) remember(`${layer.name}/mapper`, args.color_mapper);
     if (layer.hover) plot.add_tools(new Bokeh.HoverTool({ tooltips: layer.hover, renderers: [renderer] }));
     remember(layer.name, source);
   }
@@ -80,6 +81,7 @@
     plot.toolbar.logo = null;
     plot.title.text_font_size = "13px";
     for (const layer of spec.layers) addLayer(plot, layer);
+    remember(spec.title_name, plot.title);
     if (spec.plain) {
       plot.axis.visible = false;
       plot.grid.visible = false;

@@ -9,6 +9,7 @@
   const last = timeline.epochs.length - 1;
   const slider = root.querySelector("input[type=range]");
   const playButton = root.querySelector("[data-action=play]");
+  const ownScale = root.querySelector("input[name=own-scale]");
   let current = last;
   let playing = null;
 
@@ -25,7 +26,7 @@
     const codes = await inflate(pictures.changes);
     const size = pictures.height * pictures.width;
     for (let i = size; i < codes.length; i++) codes[i] = (codes[i] + codes[i - size]) & 255;
-    return { initial, codes, size, width: pictures.width, limit: pictures.change_limit };
+    return { initial, codes, size, width: pictures.width, scale: pictures.change_scale, pictures };
   }
 
   function named(models, name) {
@@ -58,12 +59,20 @@
     const t = indexOf(track, step);
     const prefix = track.prefix;
     if (decoded) {
-      const { initial, codes, size, limit } = decoded;
+      const { initial, codes, size, scale, pictures } = decoded;
       const change = new Float32Array(size);
       const now = new Float32Array(size);
       for (let i = 0; i < size; i++) {
-        change[i] = Number.isNaN(initial[i]) ? NaN : ((codes[t * size + i] - 127) / 127) * limit;
+        const k = (codes[t * size + i] - 127) / 127; // a square-root code: fine near zero
+        change[i] = Number.isNaN(initial[i]) ? NaN : Math.sign(k) * k * k * scale;
         now[i] = initial[i] + change[i];
+      }
+      const own = Boolean(ownScale && ownScale.checked);
+      const limit = own ? pictures.change_limits[t] : pictures.change_limit;
+      for (const mapper of named(models, prefix + "replay-picture-change/mapper")) mapper.setv({ low: -limit, high: limit });
+      for (const title of named(models, prefix + "replay-picture-change/title")) {
+        const base = title.text.split(":")[0];
+        title.text = `${base}: ±${limit.toPrecision(2)}, ${own ? "this snapshot's own scale" : "one scale for every snapshot"}`;
       }
       for (const source of named(models, prefix + "replay-picture-now")) fillImage(source, now, decoded.width);
       for (const source of named(models, prefix + "replay-picture-change")) fillImage(source, change, decoded.width);
@@ -144,6 +153,7 @@
         actions[button.dataset.action]();
       });
     });
+    if (ownScale) ownScale.addEventListener("change", () => show(current));
     slider.addEventListener("input", () => {
       pause();
       show(Number(slider.value));
