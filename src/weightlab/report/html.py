@@ -99,11 +99,26 @@ def _template_text(name: str) -> str:
     return resources.files("weightlab.report").joinpath("templates", name).read_text(encoding="utf-8")
 
 
+def _plain(value):
+    """numpy scalars and arrays as Python numbers and lists, for json.dumps."""
+    import numpy as np
+
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
 def _script_json(value) -> str:
     """JSON safe inside a <script> element (no '</' can close it); numpy arrays become lists, NaN null."""
     from weightlab.store.format import jsonable
 
-    return json.dumps(jsonable(value), separators=(",", ":"), allow_nan=False).replace("</", "<\\/")
+    try:  # the common case, fast: nothing that is not finite
+        text = json.dumps(value, separators=(",", ":"), allow_nan=False, default=_plain)
+    except ValueError:  # NaN or infinity somewhere (a diverged run): JSON has neither, so they become null
+        text = json.dumps(jsonable(value), separators=(",", ":"), allow_nan=False)
+    return text.replace("</", "<\\/")
 
 
 def bokeh_javascript() -> str:
