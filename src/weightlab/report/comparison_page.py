@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -14,15 +15,19 @@ from weightlab.report.tiles import first_layer_tiling, image_shape
 
 
 def _band(spec: dict, x, values: np.ndarray, colour: str, label: str) -> None:
-    """Mean line and min–max band over rows (seeds); NaN (a diverged run's missing epochs) left out."""
+    """Mean line and min–max band over rows (seeds); NaN (a diverged run's missing epochs) left out, and an
+    epoch no seed reached stays NaN (a gap in the line)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN column: the gap is what is meant
+        low, high, mean = np.nanmin(values, axis=0), np.nanmax(values, axis=0), np.nanmean(values, axis=0)
     layer(
         spec,
         "varea",
-        {"x": x, "y1": np.nanmin(values, axis=0), "y2": np.nanmax(values, axis=0)},
+        {"x": x, "y1": low, "y2": high},
         {"x": "x", "y1": "y1", "y2": "y2"},
         {"fill_color": colour, "fill_alpha": 0.2},
     )
-    charts.lines(spec, [(label, x, np.nanmean(values, axis=0), colour)], marker=len(x) < 40)
+    charts.lines(spec, [(label, x, mean, colour)], marker=len(x) < 40)
 
 
 def variant_curves(axis: str, variants: list[tuple[str, list[dict]]]) -> tuple[dict, ...]:
