@@ -52,7 +52,13 @@ def _figure(
 
 
 def _log_y(ax) -> None:
-    """A log y axis with its decades marked (the minor ticks' hundreds of artists doubled a figure's drawing time)."""
+    """A log y axis with its decades marked (the minor ticks' hundreds of artists doubled a figure's drawing time).
+
+    Call it after plotting. An axis whose data holds no positive finite value (norms that were not
+    recorded are NaN) stays linear: a log scale has nothing to show there, and matplotlib warns.
+    """
+    if not np.isfinite(ax.dataLim.minposy):
+        return
     ax.set_yscale("log")
     ax.yaxis.set_minor_locator(NullLocator())
 

@@ -125,17 +125,24 @@ def run_report(stored_run, dataset=None) -> str:
             "spreads them out and gives the biases values: the distribution itself changes.",
             figures.weight_histograms(initial, final),
         ),
-        section(
-            "Distance from the initial weights",
-            f"How far each variable has moved from its initial value: {first} ends "
-            f"{s['layers'][0]['l2_distance']:.1f} away, most of it in the first epoch.",
-            figures.distance_from_init(steps, steps_per_epoch),
-        ),
-        section(
-            "Update size over training",
-            "Each step's change, absolute and relative to the weights: Adam's steps shrink as the loss flattens.",
-            figures.update_sizes(steps, steps_per_epoch),
-        ),
+    ]
+    if np.isfinite(steps["distance_from_init"]).any():
+        sections += [
+            section(
+                "Distance from the initial weights",
+                f"How far each variable has moved from its initial value: {first} ends "
+                f"{s['layers'][0]['l2_distance']:.1f} away, most of it in the first epoch.",
+                figures.distance_from_init(steps, steps_per_epoch),
+            ),
+            section(
+                "Update size over training",
+                "Each step's change, absolute and relative to the weights: Adam's steps shrink as the loss flattens.",
+                figures.update_sizes(steps, steps_per_epoch),
+            ),
+        ]
+    else:
+        notes.append("The per-step weight norms were not recorded (--no-step-stats): their figures are left out.")
+    sections += [
         section(
             "Sign flips and weights that never moved",
             f"{_pct(s['layers'][0]['frac_unchanged'])} of {first} is bit-identical to its initial value; "
