@@ -7,9 +7,12 @@ a dependency added to pyproject.toml without `make lock`, a lock edited without 
 
 import importlib.metadata
 import re
+import tomllib
 from pathlib import Path
 
+import pytest
 from packaging.markers import Marker
+from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -66,3 +69,22 @@ def test_installed_packages_are_exactly_the_lock():
         f"the environment is not {lock.name}: missing {missing}, installed≠locked {differ}, not locked {extra}; "
         "run `make` (after `make lock` if pyproject.toml changed)"
     )
+
+
+@pytest.mark.parametrize(
+    ("lock_name", "extras"), [("requirements.lock", ["test"]), ("requirements-torch.lock", ["test", "torch"])]
+)
+def test_each_lock_satisfies_pyproject(lock_name, extras):
+    """A dependency added to (or tightened in) pyproject.toml without `make lock` fails here."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    wanted = [Requirement(text) for text in project["dependencies"]]
+    wanted += [Requirement(text) for extra in extras for text in project["optional-dependencies"][extra]]
+    locked = locked_versions((ROOT / lock_name).read_text())
+    applicable = [requirement for requirement in wanted if requirement.marker is None or requirement.marker.evaluate()]
+    unmet = [
+        str(requirement)
+        for requirement in applicable
+        if canonicalize_name(requirement.name) not in locked
+        or not requirement.specifier.contains(locked[canonicalize_name(requirement.name)], prereleases=True)
+    ]
+    assert not unmet, f"{lock_name} does not satisfy pyproject.toml's {unmet}: run `make lock`"
