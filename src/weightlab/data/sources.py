@@ -83,7 +83,7 @@ def from_download(spec: DatasetSpec) -> Arrays:
         with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
             (x_train, y_train), (x_test, y_test) = module.load_data()
     except Exception as error:  # keras raises bare Exception for network failures
-        raise SourceUnavailable(f"failed: {str(error).splitlines()[0][:200]}") from error
+        raise SourceUnavailable((str(error).splitlines() or [type(error).__name__])[0][:200]) from error
     return {"x_train": x_train, "y_train": y_train, "x_test": x_test, "y_test": y_test}
 
 
