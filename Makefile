@@ -10,9 +10,10 @@ UV_VERSION := 0.13.9
 UV_HOME    := .uv
 UV         := $(UV_HOME)/bin/uv
 # The PyTorch extra is locked to the CPU build (a plain `torch` from PyPI is a multi-GB CUDA build);
-# its wheels come from PyTorch's CPU index, or any directory or page holding them.
+# its wheels come from PyTorch's CPU index, or from where pip is told to find local wheels
+# ($PIP_FIND_LINKS, on machines that keep them on disk), or any directory or page you name.
 TORCH_VERSION := 2.13.0+cpu
-TORCH_WHEELS  ?= https://download.pytorch.org/whl/cpu/torch/
+TORCH_WHEELS  ?= $(or $(firstword $(PIP_FIND_LINKS)),https://download.pytorch.org/whl/cpu/torch/)
 LOCK_FLAGS := --generate-hashes --python-version 3.11 --custom-compile-command "make lock" --quiet
 
 .PHONY: run test lint data browser bench lock torch clean
