@@ -22,9 +22,11 @@ UNWRAPPED_WIDTH = 10_000
 
 
 def make_console() -> Console:
-    """Rich's console on stdout: wrapped to the terminal's width, or not at all when stdout is not a terminal."""
+    """Rich's console on stdout: fitted to a terminal or a notebook, never wrapped anywhere else (a pipe, a log)."""
     console = Console(highlight=False)
-    return console if console.is_terminal else Console(highlight=False, soft_wrap=True, width=UNWRAPPED_WIDTH)
+    if console.is_terminal or console.is_jupyter:
+        return console
+    return Console(highlight=False, soft_wrap=True, width=UNWRAPPED_WIDTH)
 
 
 console = make_console()
