@@ -5,14 +5,45 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 ARGS   ?=
 
-.PHONY: run test lint data browser bench clean
+# uv installs the lock; it is itself pinned and installed from PyPI beside the environment it manages.
+UV_VERSION := 0.13.9
+UV_HOME    := .uv
+UV         := $(UV_HOME)/bin/uv
+# The PyTorch extra is locked to the CPU build (a plain `torch` from PyPI is a multi-GB CUDA build);
+# its wheels come from where pip is told to find local wheels ($PIP_FIND_LINKS, on machines that
+# keep them on disk), or from the directory or index page you name: make torch TORCH_WHEELS=...
+TORCH_VERSION := 2.13.0+cpu
+TORCH_WHEELS  ?= $(firstword $(PIP_FIND_LINKS))
+NEED_TORCH_WHEELS = @test -n "$(TORCH_WHEELS)" || { echo "make: name where torch $(TORCH_VERSION)'s CPU wheel is: make $@ TORCH_WHEELS=DIR_OR_INDEX_PAGE"; exit 2; }
+LOCK_FLAGS := --generate-hashes --python-version 3.11 --custom-compile-command "make lock" --quiet
 
-# The virtual environment, with weightlab and its test tools installed into it.
-$(STAMP): pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+.PHONY: run test lint data browser bench lock torch clean
+
+$(UV):
+	$(PYTHON) -m pip install --quiet --disable-pip-version-check --target $(UV_HOME) 'uv==$(UV_VERSION)'
+
+# The virtual environment: exactly the locked packages (anything else is removed), then weightlab
+# itself, editable and without dependencies.
+$(STAMP): requirements.lock pyproject.toml | $(UV)
+	test -x $(BIN)/python || $(UV) venv --quiet --python $(PYTHON) $(VENV)
+	$(UV) pip sync --quiet --python $(BIN)/python --require-hashes requirements.lock
+	$(UV) pip install --quiet --python $(BIN)/python --no-deps --no-build-isolation -e .
 	touch $(STAMP)
+
+# Re-resolve the locks from pyproject.toml (after changing a dependency there), keeping every
+# pin that still fits; `make lock LOCK_ARGS=--upgrade` moves everything to the newest versions.
+lock: | $(UV)
+	$(NEED_TORCH_WHEELS)
+	$(UV) pip compile pyproject.toml --extra test --universal $(LOCK_FLAGS) $(LOCK_ARGS) -o requirements.lock
+	echo 'torch==$(TORCH_VERSION)' | $(UV) pip compile pyproject.toml - --extra test --extra torch \
+		--python-platform x86_64-manylinux_2_28 --find-links $(TORCH_WHEELS) -c requirements.lock \
+		$(LOCK_FLAGS) $(LOCK_ARGS) -o requirements-torch.lock
+
+# The PyTorch backend: the environment of requirements-torch.lock (the test lock plus torch's CPU build).
+torch: $(STAMP)
+	$(NEED_TORCH_WHEELS)
+	$(UV) pip sync --quiet --python $(BIN)/python --require-hashes --find-links $(TORCH_WHEELS) requirements-torch.lock
+	$(UV) pip install --quiet --python $(BIN)/python --no-deps --no-build-isolation -e .
 
 # MNIST, verified and cached (a no-op once the cache holds it).
 data: $(STAMP)
@@ -39,4 +70,4 @@ bench: data
 	$(BIN)/python benchmarks/bench.py $(ARGS)
 
 clean:
-	rm -rf $(VENV) build src/*.egg-info .pytest_cache
+	rm -rf $(VENV) $(UV_HOME) build src/*.egg-info .pytest_cache

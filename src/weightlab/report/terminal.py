@@ -16,14 +16,31 @@ from rich.table import Table
 
 from weightlab.data.sources import SOURCE_LABELS
 
-console = Console(highlight=False)
-if not console.is_terminal:
-    console.width = 120  # rich assumes 80 columns when piped; the layer table needs more
+# Piped into a file or a log, output is never wrapped: rich would assume 80 columns (or $COLUMNS)
+# and break sentences and tables; a line kept whole is one grep away. Tables keep their natural width.
+UNWRAPPED_WIDTH = 10_000
+
+
+def make_console() -> Console:
+    """Rich's console on stdout: fitted to a terminal or a notebook, never wrapped anywhere else (a pipe, a log)."""
+    console = Console(highlight=False)
+    if console.is_terminal or console.is_jupyter:
+        return console
+    return Console(highlight=False, soft_wrap=True, width=UNWRAPPED_WIDTH)
+
+
+console = make_console()
 
 
 def sample_text(values) -> str:
-    """Five weights the way numpy prints them, as in the tutorial's output."""
-    return np.array2string(np.asarray(values, dtype=np.float32), precision=4, suppress_small=False, floatmode="fixed")
+    """Weights the way the tutorial prints them (numpy's brackets, four decimals), always in fixed notation.
+
+    numpy switches the whole array to scientific notation when one value is small (9.5749e-05
+    beside 2.5540e-02); here every value keeps four decimals, right-aligned to a common width.
+    """
+    numbers = [f"{value:.4f}" for value in np.asarray(values, dtype=np.float32).astype(np.float64).ravel()]
+    width = max(map(len, numbers), default=0)
+    return "[" + " ".join(number.rjust(width) for number in numbers) + "]"
 
 
 def epoch_line(logs: dict, epochs: int) -> str:
@@ -169,6 +186,8 @@ def frozen_explanation(summary: dict) -> list[str]:
 
 
 def print_dataset(dataset, cache_file) -> None:
+    for source, reason in dataset.tried:
+        console.print(f"{dataset.name}: tried {SOURCE_LABELS.get(source, source)}: {reason}")
     console.print(
         f"{dataset.name}: {len(dataset.x_train):,} train / {len(dataset.x_test):,} test images from "
         f"{SOURCE_LABELS.get(dataset.source, dataset.source)} in {dataset.seconds:.2f} s; "

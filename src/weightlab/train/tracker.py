@@ -42,9 +42,9 @@ class TrackedWeights:
 
     @property
     def update_ratio(self) -> np.ndarray:
-        """(T, V) ‖W_t − W_{t−1}‖ / ‖W_t‖ (0 where the weight norm is 0)."""
+        """(T, V) ‖W_t − W_{t−1}‖ / ‖W_t‖ (0 where the weight norm is 0; NaN where the norms were not recorded)."""
         with np.errstate(divide="ignore", invalid="ignore"):
-            return np.where(self.weight_norm > 0, self.update_norm / self.weight_norm, 0.0)
+            return np.where(self.weight_norm == 0, 0.0, self.update_norm / self.weight_norm)
 
     def initial(self) -> dict[str, np.ndarray]:
         return self.snapshots.initial()
