@@ -84,3 +84,25 @@ def test_fit_samples_is_where_keras_splits(samples, split):
     except ValueError:  # Keras refuses a split that leaves one side empty
         return
     assert RunConfig(validation_split=split).fit_samples(samples) == len(train)
+
+
+@given(st.lists(st.integers(1, 10_000), min_size=1, max_size=5))
+def test_hidden_widths_round_trip_through_their_spelling(widths):
+    from weightlab.config import hidden_text, parse_hidden
+
+    hidden = widths[0] if len(widths) == 1 else tuple(widths)
+    assert parse_hidden(hidden_text(hidden)) == hidden
+    assert RunConfig(hidden=widths).widths == tuple(widths)
+
+
+@given(st.text(max_size=12))
+def test_any_hidden_text_parses_to_widths_or_one_line_error(text):
+    from weightlab.config import parse_hidden
+
+    try:
+        hidden = parse_hidden(text)
+    except ConfigError as error:
+        assert "\n" not in str(error) and "128x64" in str(error)
+        return
+    widths = hidden if isinstance(hidden, tuple) else (hidden,)
+    assert all(isinstance(w, int) for w in widths) and len(widths) == text.lower().count("x") + 1

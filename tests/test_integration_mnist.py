@@ -31,3 +31,16 @@ def test_the_tutorials_experiment(tmp_path):
     assert frozen["never_active_inputs"] >= 67 and [0, 0] in frozen["never_active_pixels"]
     assert frozen["never_active_rows_unchanged"] is True
     assert s["layers"][0]["frac_unchanged"] >= frozen["weights_of_never_active_inputs"] / frozen["kernel_size"]
+
+
+@pytest.mark.slow
+def test_the_cnn_reaches_98_5_percent_in_five_epochs(tmp_path):
+    """`weightlab run --model cnn`: ≥ 97.5% after one epoch (validation) and ≥ 98.5% on the test set after five (minutes on 2 cores)."""
+    import weightlab
+
+    run = weightlab.run(model="cnn", out=tmp_path, report=False)
+    s = run.summary
+    assert s["training_path"] == "fused-jax" and s["parameters"] == 56714
+    assert s["history"]["val_accuracy"][0] >= 0.975
+    assert s["test_accuracy_after"] >= 0.985
+    assert s["frozen_inputs"] is None and "convolution" in s["frozen_inputs_note"]

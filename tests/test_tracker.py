@@ -92,3 +92,33 @@ def test_every_n_steps_adds_snapshots_without_duplicates_and_the_tracker_can_be_
 def test_negative_snapshot_interval_is_refused():
     with pytest.raises(ValueError):
         WeightTracker(snapshot_every=-1)
+
+
+def test_save_turns_a_users_own_fit_on_flat_data_into_a_run_that_reports(tmp_path, capsys):
+    """A user's model.fit on non-image vectors -> tracker.save -> an ordinary run directory -> weightlab report."""
+    import json
+
+    import weightlab
+    from weightlab.cli import main
+
+    tracker = WeightTracker(batch_size=BATCH, samples=SAMPLES)
+    model, tracked, history, (x, y) = users_fit(tracker, epochs=3)
+    run = tracker.save(tmp_path / "mine", model, test_data=(x[:40], y[:40]), train_data=(x, y), report=False)
+    assert run.path == tmp_path / "mine" and weightlab.read_run(run.path).summary == run.summary
+    s = run.summary
+    assert s["training_path"] == "model.fit" and s["image_shape"] is None and s["input_shape"] == [12]
+    assert s["classes"] == 4 and s["parameters"] == model.count_params() and s["steps"] == 3 * STEPS_PER_EPOCH
+    assert s["history"]["loss"] == pytest.approx(history["loss"])
+    assert [layer["name"] for layer in s["layers"]] == tracked.variable_names
+    _, _, snapshots = run.snapshots()
+    for name, weight in zip(tracked.variable_names, model.get_weights()):
+        assert np.array_equal(snapshots[name][-1], weight)
+    # the test set scored with the trained weights is what the model itself says
+    expected = float(np.mean(np.argmax(model.predict(x[:40], verbose=0), axis=1) == y[:40]))
+    assert s["test_accuracy_after"] == pytest.approx(expected)
+    assert s["frozen_inputs"]["inputs"] == 12 and s["frozen_inputs"]["never_active_inputs"] == 0
+    assert main(["report", str(run.path), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["report"].endswith("report.html")
+    assert (run.path / "report.html").stat().st_size > 10_000
+    with pytest.raises(weightlab.RunDirError):  # never over an existing directory
+        tracker.save(tmp_path / "mine", model, test_data=(x[:40], y[:40]))

@@ -11,7 +11,7 @@ import dataclasses
 import json
 import sys
 
-from weightlab.config import BACKENDS, OPTIMIZERS, TRAINING_PATHS, RunConfig
+from weightlab.config import BACKENDS, OPTIMIZERS, TRAINING_PATHS, RunConfig, hidden_text, parse_hidden
 from weightlab.errors import WeightlabError
 
 EXIT_USAGE = 2
@@ -35,14 +35,26 @@ def _run_flags(parser: argparse.ArgumentParser, defaults: RunConfig, several_hid
     if several_hidden:
         parser.add_argument(
             "--hidden",
-            type=int,
+            type=_hidden,
             nargs="+",
             default=None,
-            metavar="N",
-            help="hidden sizes to compare (shorthand for --compare hidden=N1,N2; default 16 64)",
+            metavar="N[xN…]",
+            help="hidden widths to compare, 128x64 for two layers (shorthand for --compare hidden=N1,N2; default 16 64)",
         )
     else:
-        parser.add_argument("--hidden", type=int, default=defaults.hidden, help="hidden units (default %(default)s)")
+        parser.add_argument(
+            "--hidden",
+            type=_hidden,
+            default=defaults.hidden,
+            metavar="N[xN…]",
+            help="hidden units; 128x64 gives two hidden layers (default %(default)s)",
+        )
+    parser.add_argument(
+        "--model",
+        default=defaults.model,
+        metavar="mlp|cnn|PATH.keras",
+        help="the tutorial's MLP, a small convnet, or a saved Keras model trained from its own weights (default %(default)s)",
+    )
     parser.add_argument("--epochs", type=int, default=defaults.epochs, help="epochs (default %(default)s)")
     parser.add_argument("--batch-size", type=int, default=defaults.batch_size, help="batch size (default %(default)s)")
     parser.add_argument(
@@ -55,7 +67,10 @@ def _run_flags(parser: argparse.ArgumentParser, defaults: RunConfig, several_hid
         "--seed", type=int, default=defaults.seed, help="seed for initialisation and data order (default %(default)s)"
     )
     parser.add_argument(
-        "--dataset", default=defaults.dataset, help="mnist, fashion_mnist or synthetic (default %(default)s)"
+        "--dataset",
+        default=defaults.dataset,
+        metavar="NAME|PATH.npz",
+        help="mnist, fashion_mnist, synthetic, or an .npz with x_train, y_train, x_test, y_test (default %(default)s)",
     )
     parser.add_argument(
         "--backend", choices=BACKENDS, default=None, help="Keras backend (default: $KERAS_BACKEND, else jax)"
@@ -88,6 +103,16 @@ def _run_flags(parser: argparse.ArgumentParser, defaults: RunConfig, several_hid
         help="skip the per-step weight norms (snapshots are still kept); for measuring their cost",
     )
     parser.add_argument("--data-dir", default=None, help="a directory holding the dataset's .npz or IDX files")
+
+
+def _hidden(text: str):
+    """argparse's type for --hidden: a ConfigError becomes argparse's one-line usage error."""
+    from weightlab.errors import ConfigError
+
+    try:
+        return parse_hidden(text)
+    except ConfigError as error:
+        raise argparse.ArgumentTypeError(str(error)) from error
 
 
 def _config(args, leave_out: tuple[str, ...] = ()) -> RunConfig:
@@ -132,7 +157,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _common(sweep)
     for flag, text in (
-        ("--hidden", "hidden units"),
+        ("--hidden", "hidden units (128x64: two layers)"),
+        ("--model", "model: mlp, cnn or PATH.keras"),
         ("--epochs", "epochs"),
         ("--batch-size", "batch size"),
         ("--learning-rate", "learning rate"),
@@ -295,6 +321,8 @@ def _compare(args) -> int:
     if args.compare and args.hidden:
         raise ConfigError("pass either --hidden N1 N2 or --compare FIELD=V1,V2, not both")
     axis, values = parse_axis(args.compare) if args.compare else ("hidden", args.hidden or [16, 64])
+    if axis == "hidden" and len({hidden_text(value) for value in values}) != len(values):
+        raise ConfigError(f"--hidden lists a width twice: {' '.join(map(hidden_text, values))}")
     if len(values) < 2:
         raise ConfigError(f"compare needs at least two values of {axis}, got {values}")
     with terminal.stage_progress(show=not args.json) as hook:
@@ -334,7 +362,7 @@ def _sweep_spec(args) -> tuple[RunConfig, dict, int]:
             grid[field] = (
                 parse_axis(f"{field}={','.join(map(str, values))}")[1] if isinstance(values, list) else [values]
             )
-    for field in ("hidden", "epochs", "batch_size", "learning_rate", "optimizer", "dataset", "snapshots"):
+    for field in ("hidden", "model", "epochs", "batch_size", "learning_rate", "optimizer", "dataset", "snapshots"):
         text = getattr(args, field)
         if text is not None:
             name, values = parse_axis(f"{field}={text}")

@@ -3,6 +3,10 @@
 The tutorial trains 784 -> Dense(64, relu) -> Dense(10, softmax) with Adam(1e-3) on
 sparse categorical cross-entropy, batch 32, 5 epochs, validation_split 0.1, pixels / 255.
 ``RunConfig()`` is exactly that; every other run is a ``dataclasses.replace`` of it.
+
+``hidden`` is one width (64) or several, for a deeper network ((128, 64)); on the command
+line several widths are written ``128x64``, the same on every command: a comma or a space
+separates variants (``--hidden 16,128x64`` in a sweep, ``--hidden 16 128x64`` in a comparison).
 """
 
 from __future__ import annotations
@@ -19,14 +23,21 @@ OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop", "adagrad", "nadam")
 DEFAULT_BACKEND = "jax"
 # "auto": the fused JAX loop where it applies (bit-identical to model.fit, faster), else model.fit.
 TRAINING_PATHS = ("auto", "fused-jax", "keras.fit")
+# Built-in architectures; any other model is a path to a saved .keras file.
+MODELS = ("mlp", "cnn")
+# What `WeightTracker.save` records for a model and data weightlab did not build or load itself.
+EXTERNAL = "external"
 
 
 @dataclasses.dataclass(frozen=True)
 class RunConfig:
     """Everything that decides a run's numbers. Defaults reproduce the tutorial."""
 
-    dataset: str = "mnist"
-    hidden: int = 64
+    dataset: str = "mnist"  # a registered name, or a path to an .npz with x_train, y_train, x_test, y_test
+    model: str = "mlp"  # "mlp", "cnn", or a path to a saved .keras model
+    hidden: int | tuple[int, ...] = (
+        64  # the width of each hidden Dense layer (of the MLP, or after the CNN's convolutions)
+    )
     epochs: int = 5
     batch_size: int = 32
     learning_rate: float = 1e-3
@@ -47,10 +58,21 @@ class RunConfig:
     training_path: str = "auto"
 
     def __post_init__(self) -> None:
+        # One width is an int, several a tuple: "64", [64] and (64,) are the same network.
+        if isinstance(self.hidden, (list, tuple)):
+            widths = tuple(self.hidden)
+            object.__setattr__(self, "hidden", widths[0] if len(widths) == 1 else widths)
         validate(self)
 
+    @property
+    def widths(self) -> tuple[int, ...]:
+        """The hidden widths as a tuple: (64,) for the tutorial's network."""
+        return self.hidden if isinstance(self.hidden, tuple) else (self.hidden,)
+
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        values = dataclasses.asdict(self)
+        values["hidden"] = list(self.hidden) if isinstance(self.hidden, tuple) else self.hidden
+        return values
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> RunConfig:
@@ -80,6 +102,31 @@ def resolve_backend(requested: str | None) -> str:
     return backend
 
 
+def parse_hidden(text: str) -> int | tuple[int, ...]:
+    """``"64"`` -> 64, ``"128x64"`` -> (128, 64): one hidden width, or several for a deeper network."""
+    parts = str(text).strip().lower().split("x")
+    try:
+        widths = tuple(int(part) for part in parts)
+    except ValueError as error:
+        raise ConfigError(
+            f"hidden {text!r} is not a width or widths joined by x: write e.g. 64, or 128x64 for two hidden layers"
+        ) from error
+    return widths[0] if len(widths) == 1 else widths
+
+
+def hidden_text(hidden) -> str:
+    """The command line's spelling of ``hidden``: "64", or "128x64"."""
+    return "x".join(map(str, hidden)) if isinstance(hidden, (list, tuple)) else str(hidden)
+
+
+def is_keras_file(model: str) -> bool:
+    return isinstance(model, str) and model.endswith(".keras")
+
+
+def is_npz_file(dataset: str) -> bool:
+    return isinstance(dataset, str) and dataset.endswith(".npz")
+
+
 def require_int(name: str, value: Any, minimum: int, flag: str) -> None:
     """Raise ConfigError unless ``value`` is an integer (not a bool) of at least ``minimum``."""
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
@@ -93,9 +140,18 @@ def validate(config: RunConfig) -> None:
     # Imported here so that `weightlab --help` never pays for the data registry.
     from weightlab.data.registry import DATASETS
 
-    if config.dataset not in DATASETS:
-        raise ConfigError(f"unknown dataset {config.dataset!r}: choose one of {', '.join(DATASETS)}")
-    require_int("hidden", config.hidden, 1, "--hidden")
+    if config.dataset not in DATASETS and not is_npz_file(config.dataset) and config.dataset != EXTERNAL:
+        raise ConfigError(
+            f"unknown dataset {config.dataset!r}: choose one of {', '.join(DATASETS)}, or pass a PATH.npz of your own"
+        )
+    if config.model not in MODELS and not is_keras_file(config.model) and config.model != EXTERNAL:
+        raise ConfigError(
+            f"unknown model {config.model!r}: choose one of {', '.join(MODELS)}, or pass a saved model's PATH.keras"
+        )
+    if isinstance(config.hidden, tuple) and not config.hidden:
+        raise ConfigError("hidden lists no width: pass e.g. --hidden 64, or --hidden 128x64 for two hidden layers")
+    for width in config.widths:
+        require_int("hidden", width, 1, "--hidden")
     require_int("epochs", config.epochs, 1, "--epochs")
     require_int("batch_size", config.batch_size, 1, "--batch-size")
     require_int("seed", config.seed, 0, "--seed")

@@ -39,7 +39,7 @@ def layers_of(weights: Weights) -> list[str]:
     return list(dict.fromkeys(name.rpartition("/")[0] for name in weights))
 
 
-def row_change_map(w0_kernel: np.ndarray, w1_kernel: np.ndarray, image_shape=(28, 28)) -> np.ndarray:
+def row_change_map(w0_kernel: np.ndarray, w1_kernel: np.ndarray, image_shape: tuple[int, ...]) -> np.ndarray:
     """‖ΔW[i, :]‖ for each input i of a first-layer kernel (inputs, units), laid out as the image."""
     change = w1_kernel.astype(np.float64) - w0_kernel.astype(np.float64)
     return np.sqrt(np.sum(change * change, axis=1)).reshape(image_shape)

@@ -20,7 +20,11 @@ def pixel_activity(images: np.ndarray) -> np.ndarray:
 
 
 def frozen_inputs(
-    images: np.ndarray, w0: np.ndarray, w1: np.ndarray, image_shape=(28, 28), activity: np.ndarray | None = None
+    images: np.ndarray,
+    w0: np.ndarray,
+    w1: np.ndarray,
+    image_shape: tuple[int, ...],
+    activity: np.ndarray | None = None,
 ) -> dict:
     """Account for the first layer's unchanged weights by the inputs that feed them.
 

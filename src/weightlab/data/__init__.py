@@ -29,17 +29,38 @@ class Dataset:
     """A dataset's arrays in the keras layout, with where they came from."""
 
     name: str
-    x_train: np.ndarray  # uint8 (n, 28, 28)
-    y_train: np.ndarray  # uint8 (n,)
+    x_train: np.ndarray  # (n, H, W) or (n, H, W, C) images, or (n, F) vectors; uint8 (n, 28, 28) for MNIST
+    y_train: np.ndarray  # integer labels (n,), from 0
     x_test: np.ndarray
     y_test: np.ndarray
     source: str  # which source provided the arrays (a key of sources.SOURCE_LABELS)
     seconds: float  # how long loading took
     verified: bool  # True when the arrays matched the carried digests
     tried: tuple[tuple[str, str], ...] = ()  # (source, why it could not serve) for each source tried before
+    sha256: str | None = None  # of the user's .npz file, for a dataset given as a path
 
     def arrays(self) -> dict[str, np.ndarray]:
         return {name: getattr(self, name) for name in ARRAY_NAMES}
+
+    @property
+    def example_shape(self) -> tuple[int, ...]:
+        return tuple(int(n) for n in self.x_train.shape[1:])
+
+    @property
+    def image_shape(self) -> list[int] | None:
+        """One example's shape as an image ((H, W) or (H, W, C)), or None for feature vectors."""
+        return list(self.example_shape) if len(self.example_shape) >= 2 else None
+
+    @property
+    def classes(self) -> int:
+        """The number of classes: the largest training label plus one."""
+        return int(self.y_train.max()) + 1 if len(self.y_train) else 0
+
+    def shape(self):
+        """What a model needs to know of this data (`weightlab.models.DataShape`)."""
+        from weightlab.models import DataShape
+
+        return DataShape(self.example_shape, self.classes)
 
 
 def weightlab_home() -> Path:
@@ -58,15 +79,28 @@ def _spec(name: str) -> DatasetSpec:
 
 
 def load(name: str = "mnist", data_dir: str | os.PathLike | None = None, use_remote: bool = True) -> Dataset:
-    """The verified arrays of dataset ``name`` from the first source that has them.
+    """The verified arrays of dataset ``name`` from the first source that has them (or of the .npz file ``name``).
 
     ``data_dir`` names a directory with a keras-style ``.npz`` or the IDX files. With
     ``use_remote=False`` only the cache and ``data_dir`` are tried (nothing is fetched).
     """
+    from weightlab.config import is_npz_file
     from weightlab.data import sources
 
-    spec = _spec(name)
     start = time.perf_counter()
+    if is_npz_file(name):  # the user's own file: checked, never cached, never unpickled
+        from weightlab.data import user
+
+        arrays = user.read(name)
+        return Dataset(
+            name,
+            **arrays,
+            source="file",
+            seconds=time.perf_counter() - start,
+            verified=False,
+            sha256=user.file_sha256(Path(name)),
+        )
+    spec = _spec(name)
     if name == SYNTHETIC:  # generated in milliseconds: never cached, never fetched
         arrays = sources.generated(spec)
         check_structure(spec, arrays, "generated")

@@ -188,5 +188,6 @@ SOURCE_LABELS = {
     "wheel": f"the PyPI wheel {MNIST_WHEEL}",
     "system": "the system package's files",
     "generate": "generated on the fly",
+    "file": "your .npz file",
 }
 __all__ = ["ARRAY_NAMES", "REMOTE_SOURCES", "SOURCE_LABELS", "SourceUnavailable", "from_directory", "from_wheel_file"]

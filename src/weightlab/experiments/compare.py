@@ -16,10 +16,9 @@ import typing
 from pathlib import Path
 
 from weightlab.analysis import aggregate
-from weightlab.config import RunConfig, require_int
+from weightlab.config import RunConfig, hidden_text, parse_hidden, require_int
 from weightlab.errors import ConfigError
 from weightlab.experiments.run import run_many
-from weightlab.models import parameter_count
 from weightlab.store import FORMAT_VERSION, RunWriter, dumps
 
 # Fields that name what is compared rather than how (seed is the repetition, not a variant).
@@ -47,7 +46,9 @@ def parse_axis(spec: str) -> tuple[str, list]:
     for text in raw.split(","):
         text = text.strip()
         try:
-            if kind is bool:
+            if field == "hidden":  # one width, or several joined by x (128x64)
+                values.append(parse_hidden(text))
+            elif kind is bool:
                 values.append(
                     {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}[text.lower()]
                 )
@@ -61,7 +62,7 @@ def parse_axis(spec: str) -> tuple[str, list]:
             raise ConfigError(
                 f"--compare {field}: {text!r} is not a valid {getattr(kind, '__name__', kind)}"
             ) from error
-    if len(set(values)) != len(values):
+    if len({str(value) for value in values}) != len(values):
         raise ConfigError(f"--compare {field} lists a value twice: {raw}")
     return field, values
 
@@ -85,7 +86,8 @@ def compare(
     variants = [dataclasses.replace(base, **{axis: value}) for value in values]  # validates every value now
     seed_list = [base.seed + i for i in range(seeds)]
 
-    comparison_id = f"{datetime.datetime.now():%Y%m%d-%H%M%S}-{axis}-{'-'.join(map(str, values))}-{seeds}seeds-{secrets.token_hex(2)}"
+    shown = "-".join(_value_text(axis, value) for value in values)
+    comparison_id = f"{datetime.datetime.now():%Y%m%d-%H%M%S}-{axis}-{shown}-{seeds}seeds-{secrets.token_hex(2)}"
     with RunWriter(out, comparison_id) as writer:
         if progress:
             progress(0, len(values), f"training {len(values)} variants × {seeds} seeds (each variant's seeds together)")
@@ -109,6 +111,13 @@ def compare(
     return Comparison(path=path, result=json.loads(dumps(result)))
 
 
+def _value_text(axis: str, value) -> str:
+    """A compared value in a directory name: "128x64", a file by its stem."""
+    if axis == "hidden":
+        return hidden_text(value)
+    return Path(str(value)).stem if isinstance(value, str) and "/" in value else str(value)
+
+
 def summarise(base: RunConfig, axis: str, values: list, seeds: list[int], summaries: dict[int, list[dict]]) -> dict:
     variants = []
     for index, value in enumerate(values):
@@ -116,7 +125,7 @@ def summarise(base: RunConfig, axis: str, values: list, seeds: list[int], summar
         variants.append(
             {
                 "value": value,
-                "parameters": parameter_count(dataclasses.replace(base, **{axis: value})),
+                "parameters": runs[0]["parameters"],
                 "runs": [s["run_id"] for s in runs],
                 **aggregate.variant_summary(runs),
             }
@@ -150,7 +159,8 @@ def summarise(base: RunConfig, axis: str, values: list, seeds: list[int], summar
 def statement(axis: str, difference: dict) -> str:
     """One sentence: which variant is more accurate, by how much, how sure."""
     d = difference["test_accuracy_after"]
-    a, b = f"{axis}={difference['a']}", f"{axis}={difference['b']}"
+    shown = hidden_text if axis == "hidden" else str
+    a, b = f"{axis}={shown(difference['a'])}", f"{axis}={shown(difference['b'])}"
     mean = 100 * d["mean"]
     if d["n"] < 2:
         return f"{a} − {b}: {mean:+.2f} points of test accuracy (one seed: no interval, no test)."

@@ -24,6 +24,7 @@ from weightlab.backend import keras_for
 from weightlab.config import RunConfig, require_int
 from weightlab.experiments.run import run_many
 from weightlab.store import FORMAT_VERSION, RunWriter, dumps
+from weightlab.store.format import short_name
 
 # The line from W_0 (α = 0) to W_T (α = 1), and a little beyond, in steps of 0.05.
 ALPHAS = tuple(round(0.05 * i, 2) for i in range(27))
@@ -52,16 +53,16 @@ def prove(
     from weightlab.train.keras_fit import evaluate, to_inputs
     from weightlab.train.tracker import variable_names
 
-    proof_id = (
-        f"{datetime.datetime.now():%Y%m%d-%H%M%S}-{config.dataset}-h{config.hidden}-{seeds}seeds-{secrets.token_hex(2)}"
-    )
+    proof_id = f"{datetime.datetime.now():%Y%m%d-%H%M%S}-{short_name(config)}-{seeds}seeds-{secrets.token_hex(2)}"
     with RunWriter(out, proof_id) as writer:
         dataset = data.load(config.dataset, data_dir=data_dir)
-        x_test = to_inputs(dataset.x_test)
         fit_samples = config.fit_samples(len(dataset.x_train))
         activity = pixel_activity(dataset.x_train[:fit_samples])
-        evaluator = models.build(config, keras)  # one model whose weights are set for each evaluation
-        names = variable_names(evaluator, evaluator.weights)
+        # One model whose trainable weights are set for each evaluation. (A model with non-trainable
+        # state keeps its initial state here: BatchNormalization's statistics are not in the snapshots.)
+        evaluator = models.build(config, keras, dataset.shape())
+        x_test = to_inputs(dataset.x_test, models.input_shape(evaluator))
+        names = variable_names(evaluator)
 
         def test_set(weights: dict[str, np.ndarray]) -> tuple[float, float]:
             return evaluate(evaluator, x_test, dataset.y_test, [weights[name] for name in names])
@@ -112,7 +113,13 @@ def _shared_plane(writer: RunWriter, model, trained, shuffled, dataset, fit_samp
         both = ChainedSnapshots(stores)
         plane = principal_plane(gram_matrix(both))
         land = plane_landscape(
-            model, both, plane, to_inputs(dataset.x_train), dataset.y_train, fit_samples, trained.config.seed
+            model,
+            both,
+            plane,
+            to_inputs(dataset.x_train, models.input_shape(model)),
+            dataset.y_train,
+            fit_samples,
+            trained.config.seed,
         )
         count = stores[0].count
         arrays = {
@@ -156,7 +163,14 @@ def measure_seed(seed: int, trained, shuffled, test_set, rng: np.random.Generato
     line = [test_set(controls.interpolate(w0, w1, alpha)) for alpha in ALPHAS]
     random_loss, random_accuracy = test_set(controls.random_step(w0, w1, rng))
     undone = {layer: test_set(controls.undo_layer(w0, w1, layer)) for layer in controls.layers_of(w0)}
-    first_kernel = next(name for name in w0 if w0[name].ndim == 2)
+    # Per input, the change of its first-layer row: only where the first layer is a Dense layer on the raw inputs.
+    moved = trained.summary.get("moved_sample")
+    example_shape = trained.summary.get("image_shape") or trained.summary.get("input_shape")
+    pixel_change = (
+        controls.row_change_map(w0[moved["variable"]], w1[moved["variable"]], tuple(example_shape))
+        if moved is not None
+        else None
+    )
     return {
         "seed": seed,
         "runs": {"trained": trained.path.name, "shuffled_labels": shuffled.path.name},
@@ -182,8 +196,9 @@ def measure_seed(seed: int, trained, shuffled, test_set, rng: np.random.Generato
         "undo_layer": {
             layer: {"test_loss": loss, "test_accuracy": accuracy} for layer, (loss, accuracy) in undone.items()
         },
-        "pixel_change": controls.row_change_map(w0[first_kernel], w1[first_kernel]),
+        "pixel_change": pixel_change,
         "frozen_inputs": trained.summary["frozen_inputs"],
+        "frozen_inputs_note": trained.summary.get("frozen_inputs_note"),
     }
 
 
@@ -222,7 +237,6 @@ def summarise(config: RunConfig, seeds: list[dict], activity: np.ndarray) -> dic
     line_accuracy = np.array(column("line", "test_accuracy"))
     one = ALPHAS.index(1.0)
     mean_line_loss = line_loss.mean(axis=0)
-    pixel_change = np.mean([seed["pixel_change"] for seed in seeds], axis=0)
     result = {
         "format_version": FORMAT_VERSION,
         "config": config.to_dict(),
@@ -267,16 +281,33 @@ def summarise(config: RunConfig, seeds: list[dict], activity: np.ndarray) -> dic
             "rises_before_1": [ALPHAS[i + 1] for i in controls.rises(mean_line_loss[: one + 1])],
             "rises_per_seed": [[ALPHAS[i + 1] for i in controls.rises(loss[: one + 1])] for loss in line_loss],
         },
-        "where": {
-            "pixel_change": pixel_change.tolist(),
-            "pixel_activity": activity.reshape(pixel_change.shape).tolist(),
-            "change_activity_rank_correlation": controls.rank_correlation(pixel_change, activity),
-            "never_active_inputs": seeds[0]["frozen_inputs"]["never_active_inputs"],
-            "frozen_inputs": column("frozen_inputs"),
-        },
+        "where": where_change_lands(seeds, activity),
     }
     result["verdict"] = verdict(result)
     return result
+
+
+def where_change_lands(seeds: list[dict], activity: np.ndarray) -> dict:
+    """proof.json's "where": the first layer's change per input beside the input's activity, where
+    the first layer is a Dense layer on the raw inputs; else the nulls and the reason."""
+    if any(seed["pixel_change"] is None for seed in seeds):
+        return {
+            "pixel_change": None,
+            "pixel_activity": None,
+            "change_activity_rank_correlation": None,
+            "never_active_inputs": None,
+            "frozen_inputs": None,
+            "note": seeds[0]["frozen_inputs_note"],
+        }
+    pixel_change = np.mean([seed["pixel_change"] for seed in seeds], axis=0)
+    return {
+        "pixel_change": pixel_change.tolist(),
+        "pixel_activity": activity.reshape(pixel_change.shape).tolist(),
+        "change_activity_rank_correlation": controls.rank_correlation(pixel_change, activity),
+        "never_active_inputs": seeds[0]["frozen_inputs"]["never_active_inputs"],
+        "frozen_inputs": [seed["frozen_inputs"] for seed in seeds],
+        "note": None,
+    }
 
 
 def _interval(summary: dict, percent: bool = True) -> str:
@@ -323,16 +354,21 @@ def verdict(result: dict) -> dict:
     ]
     sentences.append("Undoing one layer at a time: " + "; ".join(undo) + ".")
     where = result["where"]
-    sentences.append(
-        "Where the change lands: the first layer's change per pixel follows how often the "
-        f"pixel is lit (Spearman ρ = {where['change_activity_rank_correlation']:.2f}); "
-        f"the {where['never_active_inputs']} pixels that are black in every training image "
-        + (
-            "did not move at all."
-            if all(f["never_active_rows_unchanged"] for f in where["frozen_inputs"])
-            else "moved in some seed, which should be impossible: check the data."
+    if where["pixel_change"] is None:
+        sentences.append(f"Where the change lands per input is not measured: {where['note']}.")
+    else:
+        image = np.ndim(where["pixel_change"]) >= 2
+        inputs, active, zero = ("pixel", "lit", "black") if image else ("input", "active", "0")
+        sentences.append(
+            f"Where the change lands: the first layer's change per {inputs} follows how often the "
+            f"{inputs} is {active} (Spearman ρ = {where['change_activity_rank_correlation']:.2f}); "
+            f"the {where['never_active_inputs']} {inputs}s that are {zero} in every training {'image' if image else 'example'} "
+            + (
+                "did not move at all."
+                if all(f["never_active_rows_unchanged"] for f in where["frozen_inputs"])
+                else "moved in some seed, which should be impossible: check the data."
+            )
         )
-    )
     after = trained["test_accuracy_after"]
     trained_low = after["ci_low"] if n >= 2 else min(after["values"])
     # The controls for "training optimises": no training, training toward no objective, a step of

@@ -9,34 +9,19 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
-import platform
 from pathlib import Path
 
 import numpy as np
 
 import weightlab
 from weightlab import data, models
-from weightlab.analysis.inputs import frozen_inputs, pixel_activity
+from weightlab.analysis.inputs import pixel_activity
 from weightlab.analysis.weights import layer_changes
 from weightlab.backend import keras_for, set_random_seed
-from weightlab.config import RunConfig
+from weightlab.config import RunConfig, is_keras_file
 from weightlab.errors import ConfigError
+from weightlab.experiments.record import SAMPLE_WIDTH, config_record, input_analysis, training_path_reason
 from weightlab.store import FORMAT_VERSION, Run, RunWriter, dumps, new_run_id
-
-# The tutorial prints weights[0][0][:5] of each layer: row 0 of each kernel, first five columns.
-SAMPLE_WIDTH = 5
-
-
-def versions(keras) -> dict[str, str]:
-    backend = keras.backend.backend()
-    module = __import__({"jax": "jax", "tensorflow": "tensorflow", "torch": "torch"}[backend])
-    return {
-        "weightlab": weightlab.__version__,
-        "keras": keras.__version__,
-        backend: module.__version__,
-        "numpy": np.__version__,
-        "python": platform.python_version(),
-    }
 
 
 def run(
@@ -73,6 +58,7 @@ def run(
         writer.write_json("config.json", {"format_version": FORMAT_VERSION, "config": config.to_dict()})
         model, x_train, y_train, drawn = _prepare(keras, config, dataset)
         trainer = training_path(model, config)
+        reason = training_path_reason(model, config, trainer.TRAINING_PATH)
         if saved is not None and saved["path"] != trainer.TRAINING_PATH:
             raise ConfigError(
                 f"{resume} was trained on the {saved['path']} path and this setup trains on {trainer.TRAINING_PATH}; "
@@ -95,7 +81,7 @@ def run(
             checkpoint=lambda state: writer.write_checkpoint(state, orders),
             snapshots=store,
         )
-        return _finish(keras, writer, config, dataset, model, fitted, report)
+        return _finish(keras, writer, config, dataset, model, fitted, report, reason)
 
 
 def _resumable(directory: Path):
@@ -134,7 +120,9 @@ def run_many(
     datasets = dict(datasets or {})  # loaded once: every group then shares the prepared arrays
     for packs in _trained_together(configs):
         first = configs[packs[0][0]]
-        if (len(packs) == 1 and len(packs[0]) == 1) or first.backend != "jax" or first.training_path == "keras.fit":
+        alone = len(packs) == 1 and len(packs[0]) == 1
+        # A saved model may hold state the fused loop does not drive: `run` decides for it, one by one.
+        if alone or first.backend != "jax" or first.training_path == "keras.fit" or is_keras_file(first.model):
             for index in (index for pack in packs for index in pack):
                 stored[index] = run(configs[index], out=out, data_dir=data_dir, report=report)
             continue
@@ -186,7 +174,10 @@ def run_many(
                 fitted = [list(row) for row in zip(*columns)]
             for pack, pack_models, pack_results in zip(packs, models, fitted):
                 for index, model, result in zip(pack, pack_models, pack_results):
-                    stored[index] = _finish(keras, writers[index], configs[index], dataset, model, result, report)
+                    reason = training_path_reason(model, configs[index], fused_jax.TRAINING_PATH)
+                    stored[index] = _finish(
+                        keras, writers[index], configs[index], dataset, model, result, report, reason
+                    )
     return [stored[i] for i in range(len(configs))]
 
 
@@ -201,8 +192,8 @@ def _snapshot_store(writer: RunWriter, model, samples: int, config: RunConfig, r
 def _trained_together(configs: list[RunConfig]) -> list[list[list[int]]]:
     """Which configs train in one program: a list of groups, each a list of packs of config indices.
 
-    A pack is one run of the program: configs of one seed and labels that differ only in
-    ``hidden`` (they draw the same data order). A group's packs differ only in seed and labels.
+    A pack is one run of the program: configs of one seed and labels that differ only in the
+    widths of ``hidden``, not their number (they draw the same data order). A group's packs differ only in seed and labels.
     Variants are packed only where every width has the same seeds and labels in the same order.
     """
 
@@ -214,7 +205,11 @@ def _trained_together(configs: list[RunConfig]) -> list[list[list[int]]]:
         groups.setdefault(key(config, seed=0, shuffle_labels=False), []).append(index)
     families: dict[str, list[list[int]]] = {}
     for members in groups.values():
-        families.setdefault(key(configs[members[0]], seed=0, shuffle_labels=False, hidden=1), []).append(members)
+        # Branches differ in width only: a variant of another depth has other variables and trains apart.
+        depth_only = (1,) * len(configs[members[0]].widths)
+        families.setdefault(key(configs[members[0]], seed=0, shuffle_labels=False, hidden=depth_only), []).append(
+            members
+        )
     together = []
     for family in families.values():
         runs = [[(configs[i].seed, configs[i].shuffle_labels) for i in members] for members in family]
@@ -248,28 +243,45 @@ def _prepare(keras, config: RunConfig, dataset):
     from weightlab.train.keras_fit import draw_orders, to_inputs
 
     set_random_seed(keras, config.seed)
-    model = models.build(config, keras)
+    model = models.build(config, keras, dataset.shape())
     orders = draw_orders(model, config.fit_samples(len(dataset.x_train)), config.epochs)
-    return model, to_inputs(dataset.x_train), training_labels(dataset.y_train, config), orders
+    inputs = to_inputs(dataset.x_train, models.input_shape(model))
+    return model, inputs, training_labels(dataset.y_train, config), orders
 
 
-def _finish(keras, writer: RunWriter, config: RunConfig, dataset, model, fitted, report: bool) -> Run:
-    """Evaluate, analyse and write one trained run; returns it stored."""
+def _finish(
+    keras,
+    writer: RunWriter,
+    config: RunConfig,
+    dataset,
+    model,
+    fitted,
+    report: bool,
+    path_reason: str,
+    x_test=None,
+    x_train=None,
+) -> Run:
+    """Evaluate, analyse and write one trained run; returns it stored.
+
+    ``x_test``, ``x_train``: the inputs as the model takes them (default: the dataset's, prepared as for training).
+    """
     from weightlab.evaluation.landscape import landscape
-    from weightlab.train.keras_fit import evaluate, predict, scores, to_inputs
+    from weightlab.train.keras_fit import evaluate, example_losses, predict, scores, set_trainable, to_inputs
 
     fit_samples = config.fit_samples(len(dataset.x_train))
-    x_test = to_inputs(dataset.x_test)
+    if x_test is None:
+        x_test = to_inputs(dataset.x_test, models.input_shape(model))
+    if x_train is None:
+        x_train = to_inputs(dataset.x_train, models.input_shape(model))
     tracked = fitted.tracked
     initial, final = tracked.initial(), tracked.final()
     # "Before" is measured after training, on the initial weights the tracker kept:
     # an evaluate() before fit() would shift the random stream Keras shuffles with,
     # and the training would no longer be the tutorial's script, step for step.
     probabilities = predict(model, x_test)  # the trained model's answers: scored, and stored as predictions
-    loss_after, accuracy_after = scores(probabilities, dataset.y_test)
+    loss_after, accuracy_after = scores(probabilities, dataset.y_test, example_losses(model))
     loss_before, accuracy_before = evaluate(model, x_test, dataset.y_test, weights=list(initial.values()))
-    model.set_weights(list(final.values()))
-    first_kernel = tracked.variable_names[0]
+    set_trainable(model, list(final.values()))
     summary = {
         "format_version": FORMAT_VERSION,
         "status": "diverged" if fitted.diverged else "complete",
@@ -278,11 +290,17 @@ def _finish(keras, writer: RunWriter, config: RunConfig, dataset, model, fitted,
         "weightlab_version": weightlab.__version__,
         "backend": config.backend,
         "training_path": fitted.path,
+        "training_path_reason": path_reason,
         "dataset": config.dataset,
         "dataset_source": dataset.source,
         "data_seconds": dataset.seconds,
         "config": config.to_dict(),
-        "parameters": models.parameter_count(config),
+        "model": models.describe(config, dataset.shape()),
+        "compile": models.compile_settings(model),
+        "input_shape": list(x_test.shape[1:]),
+        "image_shape": dataset.image_shape,
+        "classes": dataset.classes,
+        "parameters": int(model.count_params()),
         "samples": {
             "train": fit_samples,
             "validation": len(dataset.x_train) - fit_samples,
@@ -296,45 +314,28 @@ def _finish(keras, writer: RunWriter, config: RunConfig, dataset, model, fitted,
         "steps": fitted.steps,
         "history": fitted.history,
         "layers": layer_changes(initial, final),
-        "frozen_inputs": frozen_inputs(
-            dataset.x_train[:fit_samples],
-            initial[first_kernel],
-            final[first_kernel],
-            activity=_activity(dataset.x_train, fit_samples),
+        **input_analysis(
+            model,
+            dataset,
+            fit_samples,
+            initial,
+            final,
+            _activity(dataset.x_train, fit_samples) if fit_samples else None,
         ),
         "weight_samples": weight_samples(initial, final),
     }
-    busiest = summary["frozen_inputs"]["busiest_pixel_index"]
-    summary["moved_sample"] = {
-        "variable": first_kernel,
-        "row": busiest,
-        "before": initial[first_kernel][busiest, :SAMPLE_WIDTH],
-        "after": final[first_kernel][busiest, :SAMPLE_WIDTH],
-    }
-
-    writer.write_json(
-        "config.json",
-        {
-            "format_version": FORMAT_VERSION,
-            "config": config.to_dict(),
-            "dataset_source": dataset.source,
-            "versions": versions(keras),
-        },
-    )
+    writer.write_json("config.json", config_record(keras, config, dataset))
     writer.write_history(fitted.history, fitted.epoch_seconds)
     writer.write_steps(tracked)
     writer.write_predictions(dataset.y_test, probabilities)
     # The path on the loss surface: read from the snapshots before their file is finished and closed.
-    writer.write_landscape(
-        landscape(
-            model,
-            tracked.snapshots,
-            to_inputs(dataset.x_train),
-            training_labels(dataset.y_train, config),
-            fit_samples,
-            config.seed,
+    # (Its losses are training losses: a run saved from a tracker without its training data has none.)
+    if fit_samples:
+        writer.write_landscape(
+            landscape(
+                model, tracked.snapshots, x_train, training_labels(dataset.y_train, config), fit_samples, config.seed
+            )
         )
-    )
     writer.write_snapshots(
         tracked,
         {"backend": config.backend, "dataset": config.dataset, "config": dumps(config.to_dict())},

@@ -20,7 +20,7 @@ import traceback
 from pathlib import Path
 
 from weightlab.analysis import aggregate
-from weightlab.config import RunConfig, require_int
+from weightlab.config import RunConfig, hidden_text, require_int
 from weightlab.errors import ConfigError, RunDirError, WeightlabError
 from weightlab.fileio import atomic_write
 from weightlab.store import FORMAT_VERSION, dumps
@@ -50,7 +50,10 @@ def cells_of(base: RunConfig, grid: dict[str, list], seeds: int) -> list[Cell]:
         point = dict(zip(fields, values))
         for seed in range(base.seed, base.seed + seeds):
             config = dataclasses.replace(base, **point, seed=seed)  # validates every value
-            name = "_".join(f"{field}-{value}" for field, value in {**point, "seed": seed}.items())
+            name = "_".join(
+                f"{field}-{hidden_text(value) if field == 'hidden' else value}"
+                for field, value in {**point, "seed": seed}.items()
+            )
             cells.append(Cell(cell_id=name.replace("/", "-"), config=config, point=point))
     return cells
 

@@ -80,21 +80,23 @@ def _loss(value) -> str:
 
 def print_run(summary: dict, path) -> None:
     s = summary
-    config = s["config"]
     console.print(
         f"[bold]weightlab run[/] · {s['dataset']} from {SOURCE_LABELS.get(s['dataset_source'], s['dataset_source'])} "
         f"({s['data_seconds']:.2f} s) · backend {s['backend']} · {s['training_path']} · "
-        f"784→{config['hidden']}→10, {s['parameters']:,} parameters"
+        f"{architecture_text(s)}, {s['parameters']:,} parameters"
     )
+    if s.get("training_path_reason"):
+        console.print(f"[dim]Trained on {s['training_path']}: {s['training_path_reason']}.[/]")
     console.print("\n[bold]Weights before training:[/]")
     for sample in s["weight_samples"]:
         console.print(f"{tuple(sample['shape'])} weights sample: {sample_text(sample['before'])}")
     console.print(
         f"Test accuracy before training: {s['test_accuracy_before']:.4f} (loss {_loss(s['test_loss_before'])})"
     )
-    if abs(s["test_accuracy_before"] - 0.1) > 0.03:
+    chance = 1 / s.get("classes", 10)
+    if abs(s["test_accuracy_before"] - chance) > 0.3 * chance:
         console.print(
-            "  [dim]Chance is 10%, but an untrained network is not a fair guesser: its random weights favour a few classes, "
+            f"  [dim]Chance is {chance:.0%}, but an untrained network is not a fair guesser: its random weights favour a few classes, "
             "so its accuracy lands anywhere from a few % to ~20% depending on the seed.[/]"
         )
     console.print("\n[bold]Weights after training:[/]")
@@ -148,20 +150,36 @@ def layer_table(layers: list[dict]) -> Table:
     return table
 
 
+def architecture_text(summary: dict) -> str:
+    """ "784→64→10" for an MLP (its widths), else the model's description ("cnn 64", "mine.keras")."""
+    config = summary["config"]
+    if config.get("model", "mlp") != "mlp" or "input_shape" not in summary:
+        return summary.get("model", config.get("model", "mlp"))
+    widths = config["hidden"] if isinstance(config["hidden"], list) else [config["hidden"]]
+    return "→".join(str(n) for n in [*summary["input_shape"], *widths, summary["classes"]])
+
+
+def _input_text(position: list[int]) -> str:
+    """ "pixel (15, 15)" for an image's input, "feature 7" for a vector's."""
+    return f"feature {position[0]}" if len(position) == 1 else f"pixel ({', '.join(map(str, position))})"
+
+
 def frozen_explanation(summary: dict) -> list[str]:
     """Plain sentences on why the tutorial's first sample did (or did not) move."""
     f = summary["frozen_inputs"]
-    name = summary["layers"][0]["name"]
-    pixel_0_dead = [0, 0] in f["never_active_pixels"]
+    if f is None:  # the first layer is not a Dense layer on the raw inputs
+        return ["[bold]Inputs that can never move their weights[/]", f"None to count: {summary['frozen_inputs_note']}."]
+    name = summary["moved_sample"]["variable"]
+    first = [0] * len(f["busiest_pixel"])
     lines = ["[bold]What the tutorial's printout shows[/]"]
-    if pixel_0_dead:
+    if first in f["never_active_pixels"]:
         lines.append(
-            f"Its first sample, {name}[0][:5], holds weights of pixel (0, 0), which is 0 in all {f['images']:,} training images: "
+            f"Its first sample, {name}[0][:5], holds weights of {_input_text(first)}, which is 0 in all {f['images']:,} training images: "
             f"every gradient for its {f['units']} weights is exactly 0, so they stay bit-identical to their initial values."
         )
     else:
         lines.append(
-            f"Its first sample, {name}[0][:5], holds weights of pixel (0, 0), which is lit in some training images, so they could move."
+            f"Its first sample, {name}[0][:5], holds weights of {_input_text(first)}, which is active in some training examples, so they could move."
         )
     share = f["weights_of_never_active_inputs"] / f["kernel_size"]
     lines.append(
@@ -176,9 +194,9 @@ def frozen_explanation(summary: dict) -> list[str]:
             f"(lit in a median of {f['median_activity_of_other_unchanged']:.0f} images) whose hidden units never fired when they were lit."
         )
     moved = summary["moved_sample"]
-    row, col = f["busiest_pixel"]
     lines.append(
-        f"Weights that did move: pixel ({row}, {col}), lit in {f['busiest_pixel_activity']:,} images, {moved['variable']}[{moved['row']}][:5]"
+        f"Weights that did move: {_input_text(f['busiest_pixel'])}, lit in {f['busiest_pixel_activity']:,} images, "
+        f"{moved['variable']}[{moved['row']}][:5]"
     )
     lines.append(f"  before {sample_text(moved['before'])}")
     lines.append(f"  after  {sample_text(moved['after'])}")

@@ -6,10 +6,11 @@ import datetime
 import json
 import math
 import secrets
+from pathlib import PurePath
 
 import numpy as np
 
-from weightlab.config import RunConfig
+from weightlab.config import RunConfig, hidden_text
 
 FORMAT_VERSION = 1
 CHECKPOINT = "checkpoint.npz"  # in an unfinished run's hidden directory only
@@ -19,7 +20,16 @@ TEMP_PREFIX = ".incomplete-"
 
 def new_run_id(config: RunConfig) -> str:
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-    return f"{stamp}-{config.dataset}-h{config.hidden}-s{config.seed}-{secrets.token_hex(2)}"
+    return f"{stamp}-{short_name(config)}-s{config.seed}-{secrets.token_hex(2)}"
+
+
+def short_name(config: RunConfig) -> str:
+    """The dataset and model in a file name: "mnist-h64", "mnist-cnn-h64", "mydata-mymodel" (files by their stem)."""
+    dataset = PurePath(config.dataset).stem if config.dataset.endswith(".npz") else config.dataset
+    if config.model.endswith(".keras"):
+        return f"{dataset}-{PurePath(config.model).stem}"
+    model = "" if config.model == "mlp" else f"{config.model}-"
+    return f"{dataset}-{model}h{hidden_text(config.hidden)}"
 
 
 def jsonable(value):

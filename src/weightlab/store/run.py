@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from weightlab.config import RunConfig
+from weightlab.config import RunConfig, hidden_text
 from weightlab.errors import RunDirError
 from weightlab.store.format import FORMAT_VERSION, HISTORY_COLUMNS
 
@@ -102,7 +102,8 @@ class Run:
         )
         return (
             f"<b>weightlab run</b> <code>{html.escape(str(self.path))}</code>{status}<br>"
-            f"{html.escape(s['dataset'])} · {html.escape(s['backend'])} · hidden {s['config']['hidden']} · seed {s['config']['seed']}<br>"
+            f"{html.escape(s['dataset'])} · {html.escape(s['backend'])} · {html.escape(s.get('model', 'mlp'))} · "
+            f"hidden {hidden_text(s['config']['hidden'])} · seed {s['config']['seed']}<br>"
             f"test accuracy {s['test_accuracy_before']:.4f} → <b>{s['test_accuracy_after']:.4f}</b>, "
             f"loss {loss(s['test_loss_before'])} → {loss(s['test_loss_after'])}, {s['steps']} steps in {s['train_seconds']:.1f} s"
         )

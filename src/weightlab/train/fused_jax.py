@@ -30,7 +30,7 @@ import numpy as np
 from weightlab.config import RunConfig
 from weightlab.train import keras_fit
 from weightlab.train.fused_chunks import buffer_capacity, last_finite_state, padded, stream_snapshots
-from weightlab.train.fused_program import program_for
+from weightlab.train.fused_program import program_for, why_not
 from weightlab.train.keras_fit import FitResult, ProgressHook
 from weightlab.train.schedule import plan_chunks, snapshot_schedule
 from weightlab.train.snapshots import MemorySnapshots, Snapshots
@@ -40,8 +40,8 @@ TRAINING_PATH = "fused-jax"
 
 
 def applies(model, config: RunConfig) -> bool:
-    """The fused path drives models without non-trainable state (no batch-norm statistics, no dropout RNG)."""
-    return keras.backend.backend() == "jax" and not model.non_trainable_variables
+    """Whether the fused path can train ``model`` as `model.fit` would (see `why_not`)."""
+    return keras.backend.backend() == "jax" and why_not(model) is None
 
 
 def fit(

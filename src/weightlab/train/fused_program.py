@@ -9,8 +9,35 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
-import keras
 import numpy as np
+
+
+def why_not(model) -> str | None:
+    """Why the fused path cannot drive ``model``, in words; None when it can.
+
+    It drives the trainable weights of a one-output model with one loss, averaged per batch:
+    non-trainable state (BatchNormalization's moving statistics, Dropout's random seed) and
+    regularisers (losses added inside the layers) are `model.fit`'s business.
+    """
+    stateful = [layer.name for layer in model._flatten_layers(include_self=False) if layer.non_trainable_weights]
+    if stateful:
+        return f"layer(s) {', '.join(stateful[:4])} hold non-trainable state (e.g. BatchNormalization statistics, a Dropout seed)"
+    regularised = [
+        layer.name
+        for layer in model._flatten_layers(include_self=False)
+        if any(
+            getattr(layer, kind, None) is not None
+            for kind in ("kernel_regularizer", "bias_regularizer", "activity_regularizer")
+        )
+    ]
+    if regularised:
+        return f"layer(s) {', '.join(regularised[:4])} add regularisation losses"
+    if isinstance(model.output_shape, list) or isinstance(model.loss, (list, dict)):
+        return "the model has several outputs or losses"
+    loss = model.loss
+    if getattr(loss, "reduction", "sum_over_batch_size") not in ("sum_over_batch_size", "mean"):
+        return f"its loss reduces by {loss.reduction!r}, not the batch mean"
+    return None
 
 
 class _Program:
@@ -23,6 +50,11 @@ class _Program:
     """
 
     def __init__(self, branches: list, optimizer, batch_size: int, step_stats: bool = True):
+        from weightlab.train.keras_fit import example_losses
+
+        # Each branch's own compiled loss, per example; a batch's loss is its mean over the real
+        # (unmasked) examples, as model.fit's mean over a batch.
+        loss_functions = [example_losses(model) for model in branches]
         bounds = np.cumsum([0] + [len(model.trainable_variables) for model in branches]).tolist()
         fixed = np.cumsum([0] + [len(model.non_trainable_variables) for model in branches]).tolist()
 
@@ -40,8 +72,7 @@ class _Program:
         def loss_and_outputs(trainable, non_trainable, x, y, mask):
             outputs, non_trainable = branch_outputs(trainable, non_trainable, x, training=True)
             losses = [
-                jnp.sum(keras.losses.sparse_categorical_crossentropy(y, probs) * mask) / jnp.sum(mask)
-                for probs in outputs
+                jnp.sum(loss_of(y, probs) * mask) / jnp.sum(mask) for loss_of, probs in zip(loss_functions, outputs)
             ]
             # One model: its own loss, untouched. Branches: the sum, whose gradient for each
             # branch's weights is that branch's own loss's gradient.
@@ -113,7 +144,7 @@ class _Program:
         def evaluate(trainable, non_trainable, x, y):
             """Per branch: (loss, accuracy) on (x, y)."""
             outputs, _ = branch_outputs(trainable, non_trainable, x, training=False)
-            losses = [jnp.mean(keras.losses.sparse_categorical_crossentropy(y, probs)) for probs in outputs]
+            losses = [jnp.mean(loss_of(y, probs)) for loss_of, probs in zip(loss_functions, outputs)]
             return jnp.stack(losses), jnp.stack([jnp.mean(jnp.argmax(probs, axis=-1) == y) for probs in outputs])
 
         # Several runs of one architecture (seeds, controls) can train in one call, vmapped over
@@ -159,16 +190,27 @@ _PROGRAMS: dict[str, _Program] = {}
 _PREDICTORS: dict[str, object] = {}
 
 
+# Layer attributes that change what a layer computes beyond its weights' shapes.
+_COMPUTING_ATTRIBUTES = ("strides", "padding", "pool_size", "data_format", "dilation_rate", "groups", "axis")
+
+
 def _architecture(model) -> list:
-    # Built from the layers themselves: model.get_config() would import TensorFlow (≈2.5 s) to serialise.
+    # Built from the layers themselves: get_config() would import TensorFlow (≈2.5 s) to serialise.
+    loss = getattr(model, "loss", None)
+    if hasattr(loss, "get_config"):  # a Loss object: its class and settings (from_logits, …)
+        loss = [type(loss).__name__, loss.get_config()]
     return [
-        (
-            type(layer).__name__,
-            layer.name,
-            [tuple(v.shape) for v in layer.weights],
-            getattr(getattr(layer, "activation", None), "__name__", None),
-        )
-        for layer in model.layers
+        loss if isinstance(loss, (str, list)) else getattr(loss, "__name__", repr(loss)),
+        *(
+            (
+                type(layer).__name__,
+                layer.name,
+                [tuple(v.shape) for v in layer.weights],
+                getattr(getattr(layer, "activation", None), "__name__", None),
+                {name: getattr(layer, name) for name in _COMPUTING_ATTRIBUTES if hasattr(layer, name)},
+            )
+            for layer in model.layers
+        ),
     ]
 
 

@@ -32,22 +32,38 @@ class FitResult:
     diverged: dict | None = None
 
 
-_PREPARED: list[tuple[np.ndarray, np.ndarray]] = []  # (images, inputs) of the last two arrays prepared
+_PREPARED: list[tuple[np.ndarray, np.ndarray]] = []  # (examples, flat inputs) of the last two arrays prepared
 
 
-def to_inputs(images: np.ndarray) -> np.ndarray:
-    """Images (n, 28, 28) uint8 -> (n, 784) float32 in [0, 1], as the tutorial prepares them.
+def to_inputs(examples: np.ndarray, shape: tuple[int, ...] | None = None) -> np.ndarray:
+    """Examples as the model takes them: float32, uint8 scaled to [0, 1] as the tutorial scales
+    MNIST's pixels (other dtypes as they are), each reshaped to ``shape`` (default: flat).
 
-    The result is read-only and remembered for the last two arrays (a dataset's training and
-    test images): a proof or comparison prepares the same arrays for every run it trains.
+    ``shape`` is the model's input shape without the batch axis: (784,) for the tutorial's MLP,
+    (28, 28, 1) for the CNN. The float32 copy is made once per array and the reshape is a view
+    of it; the result is read-only and remembered for the last two arrays (a dataset's training
+    and test examples): a proof or comparison prepares the same arrays for every run it trains.
     """
+    flat = None
     for seen, inputs in _PREPARED:
-        if seen is images:
-            return inputs
-    inputs = images.reshape(len(images), -1).astype(np.float32) / np.float32(255.0)
-    inputs.flags.writeable = False
-    _PREPARED[:] = [*_PREPARED[-1:], (images, inputs)]
-    return inputs
+        if seen is examples:
+            flat = inputs
+    if flat is None:
+        flat = examples.reshape(len(examples), -1).astype(np.float32)
+        if examples.dtype == np.uint8:
+            flat /= np.float32(255.0)
+        flat.flags.writeable = False
+        _PREPARED[:] = [*_PREPARED[-1:], (examples, flat)]
+    if shape is None:
+        return flat
+    if int(np.prod(shape)) != flat.shape[1]:
+        from weightlab.errors import ConfigError
+
+        raise ConfigError(
+            f"the model takes examples of shape {tuple(shape)} and the data's are {examples.shape[1:]}; "
+            "pass a model built for this data"
+        )
+    return flat.reshape(len(flat), *shape)
 
 
 def steps_per_epoch(samples: int, config: RunConfig) -> int:
@@ -184,7 +200,7 @@ def fit(
     epoch_seconds = seconds_before + clock.seconds
     if tracker.diverged:
         # Keep what was finite: the weights of the last finite step, and only the epochs that ended before.
-        model.set_weights(list(tracked.final().values()))
+        set_trainable(model, list(tracked.final().values()))
         epochs_done = tracker.diverged["kept_steps"] // per_epoch
         history = {key: values[:epochs_done] for key, values in history.items()}
         epoch_seconds = epoch_seconds[:epochs_done]
@@ -261,21 +277,55 @@ def predict(model, x: np.ndarray) -> np.ndarray:
     return np.asarray(model.predict(x, batch_size=1000, verbose=0))
 
 
+def example_losses(model) -> Callable:
+    """``loss(y, outputs)`` -> one loss per example: the model's own compiled loss, unreduced.
+
+    A loss named by a string ("sparse_categorical_crossentropy") is Keras's function of that
+    name, called as `model.fit` calls it; a `keras.losses.Loss` object is its unreduced
+    ``call``. Averaged over a batch this is what `model.fit` minimises (a loss whose reduction
+    is not the batch mean, or a regulariser, is not: the fused path does not take such models).
+    """
+    loss = model.loss
+    function = keras.losses.get(loss) if isinstance(loss, str) else loss
+    if isinstance(function, keras.losses.Loss):
+        return lambda y, outputs: function.call(keras.ops.convert_to_tensor(y, dtype=function.dtype), outputs)
+    if not callable(function):
+        raise ValueError(f"the model's loss {loss!r} is not one loss function")
+    return function
+
+
+def set_trainable(model, values: list[np.ndarray]) -> None:
+    """Load ``values`` into the model's trainable variables, in order: what a tracker records.
+
+    Non-trainable state (BatchNormalization's moving statistics) is left as it is.
+    """
+    variables = model.trainable_variables
+    if len(values) != len(variables):
+        raise ValueError(f"{len(values)} arrays for the model's {len(variables)} trainable variables")
+    for variable, value in zip(variables, values):
+        variable.assign(value)
+
+
 def evaluate(model, x: np.ndarray, y: np.ndarray, weights: list[np.ndarray] | None = None) -> tuple[float, float]:
-    """(loss, accuracy) of ``model`` on (x, y), with ``weights`` loaded first if given.
+    """(loss, accuracy) of ``model`` on (x, y), with ``weights`` (its trainable variables') loaded first if given.
 
     The one evaluation every command uses, so that "before", "after" and every control are
-    measured the same way: Keras's sparse categorical cross-entropy (on probabilities clipped
-    as Keras clips them) averaged over the samples, and the fraction whose most probable
-    class is the label — what `model.evaluate` reports, without compiling per model.
+    measured the same way: the model's own compiled loss (for the built-in models Keras's sparse
+    categorical cross-entropy, on probabilities clipped as Keras clips them) averaged over the
+    samples, and the fraction whose most probable class is the label — what `model.evaluate`
+    reports, without compiling per model.
     """
     if weights is not None:
-        model.set_weights(weights)
-    return scores(predict(model, x), y)
+        set_trainable(model, weights)
+    return scores(predict(model, x), y, example_losses(model))
 
 
-def scores(probabilities: np.ndarray, y: np.ndarray) -> tuple[float, float]:
-    """(loss, accuracy) of output ``probabilities`` against labels ``y``, as `evaluate` measures them."""
+def scores(probabilities: np.ndarray, y: np.ndarray, loss: Callable | None = None) -> tuple[float, float]:
+    """(loss, accuracy) of output ``probabilities`` against labels ``y``, as `evaluate` measures them.
+
+    ``loss`` is `example_losses` of the model (default: sparse categorical cross-entropy).
+    """
     labels = np.asarray(y).astype(np.int64)
-    loss = keras.ops.convert_to_numpy(keras.losses.sparse_categorical_crossentropy(labels, probabilities))
-    return float(np.mean(loss, dtype=np.float64)), float(np.mean(probabilities.argmax(axis=1) == labels))
+    loss = loss or keras.losses.sparse_categorical_crossentropy
+    values = keras.ops.convert_to_numpy(loss(labels, probabilities))
+    return float(np.mean(values, dtype=np.float64)), float(np.mean(probabilities.argmax(axis=1) == labels))

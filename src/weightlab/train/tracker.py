@@ -17,6 +17,7 @@ except in a snapshot.
 from __future__ import annotations
 
 import dataclasses
+import time
 
 import keras
 import numpy as np
@@ -132,6 +133,8 @@ class WeightTracker(keras.callbacks.Callback):
         self._losses: list[float] = []
         self._epochs: list[int] = []
         self._running: tuple[float, float] = (0.0, 0.0)  # (samples seen this epoch, running mean)
+        self.history: dict[str, list[float]] = {}  # Keras's epoch logs, as model.fit's History keeps them
+        self.epoch_seconds: list[float] = []
 
     # -- the weights, wherever they live ------------------------------------------------
     def _current_values(self) -> list:
@@ -187,6 +190,7 @@ class WeightTracker(keras.callbacks.Callback):
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch = epoch
         self._running = (0.0, 0.0)
+        self._epoch_start = time.perf_counter()
 
     def on_train_batch_end(self, batch, logs=None):
         if self.diverged:
@@ -207,6 +211,9 @@ class WeightTracker(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         self._flush_norms()
+        for key, value in (logs or {}).items():
+            self.history.setdefault(key, []).append(float(value))
+        self.epoch_seconds.append(time.perf_counter() - getattr(self, "_epoch_start", time.perf_counter()))
         if not self.diverged:
             self._snapshot(self._current_values())
         self._store.flush()
@@ -308,6 +315,18 @@ class WeightTracker(keras.callbacks.Callback):
         )
 
     # -- results -------------------------------------------------------------------------
+    def save(self, path, model, test_data, train_data=None, report: bool = True):
+        """Write what this tracker recorded in ``model.fit`` as an ordinary run directory at ``path``; returns its `Run`.
+
+        ``test_data=(x_test, y_test)`` (inputs as the model takes them, integer labels) is scored
+        with the initial and the trained weights; ``train_data=(x_train, y_train)``, if given,
+        lets the run count the inputs that can never move a first Dense layer's weights.
+        `weightlab report path` renders it again; the run cannot be retrained by weightlab.
+        """
+        from weightlab.experiments.external import save
+
+        return save(self, path, model, test_data, train_data=train_data, report=report)
+
     def result(self) -> TrackedWeights:
         """Everything recorded so far, as numpy arrays (the snapshots read from their store)."""
         norms = (
