@@ -92,10 +92,14 @@ def _dense_first(model, x: np.ndarray):
     return layers[0], [(layer, len(layer.trainable_variables)) for layer in layers[1:]]
 
 
-def _loss(y, probabilities):
+def _loss(model):
+    """``loss(y, outputs)`` -> the mean of the model's own compiled loss (`keras_fit.example_losses`)."""
     import keras
 
-    return keras.ops.mean(keras.losses.sparse_categorical_crossentropy(y, probabilities))
+    from weightlab.train.keras_fit import example_losses
+
+    per_example = example_losses(model)
+    return lambda y, outputs: keras.ops.mean(per_example(y, outputs))
 
 
 _PROGRAMS: dict[str, object] = {}
@@ -117,6 +121,7 @@ def _grid_dense_first(model, mean, first, second, points, x, y) -> np.ndarray:
     def build():
         layer, rest = _dense_first(model, x)
         width = len(layer.trainable_variables)
+        loss = _loss(model)
 
         def program(mean, first, second, points, x, y):
             # x·(K̄ + a·K1 + b·K2) + bias: three products for the whole grid
@@ -139,7 +144,7 @@ def _grid_dense_first(model, mean, first, second, points, x, y) -> np.ndarray:
                     ]
                     hidden, _ = deeper.stateless_call(weights, [], hidden, training=False)
                     offset += count
-                return _loss(y, hidden)
+                return loss(y, hidden)
 
             return jax.lax.map(at, points)
 
@@ -154,11 +159,13 @@ def _grid_whole_model(model, mean, first, second, points, x, y) -> np.ndarray:
     import jax.numpy as jnp
 
     def build():
+        loss = _loss(model)
+
         def program(mean, first, second, non_trainable, points, x, y):
             def at(point):
                 weights = [m + point[0] * u + point[1] * v for m, u, v in zip(mean, first, second)]
                 probabilities, _ = model.stateless_call(weights, non_trainable, x, training=False)
-                return _loss(y, probabilities)
+                return loss(y, probabilities)
 
             return jax.lax.map(at, points)
 
@@ -170,7 +177,7 @@ def _grid_whole_model(model, mean, first, second, points, x, y) -> np.ndarray:
 
 
 def _grid_by_loop(model, mean, first, second, points, x, y) -> np.ndarray:
-    from weightlab.train.keras_fit import predict, scores
+    from weightlab.train.keras_fit import example_losses, predict, scores
 
     kept = [np.array(v.value) for v in model.trainable_variables]
     losses = []
@@ -178,7 +185,7 @@ def _grid_by_loop(model, mean, first, second, points, x, y) -> np.ndarray:
         for a, b in points:
             for variable, m, u, v in zip(model.trainable_variables, mean, first, second):
                 variable.assign(m + a * u + b * v)
-            losses.append(scores(predict(model, x), y)[0])
+            losses.append(scores(predict(model, x), y, example_losses(model))[0])
     finally:
         for variable, value in zip(model.trainable_variables, kept):
             variable.assign(value)

@@ -31,8 +31,8 @@ def snapshot_block_size(snapshots: Snapshots, budget: int = BLOCK_BYTES) -> int:
 def evaluate_snapshots(model, snapshots: Snapshots, x: np.ndarray, y: np.ndarray, panel_x: np.ndarray) -> dict:
     """{"loss": (n,) float64, "accuracy": (n,) float64, "panel_probabilities": (n, P, classes) float32}.
 
-    The loss is Keras's sparse categorical cross-entropy averaged over (x, y), as `keras_fit.scores`
-    measures it; the accuracy the fraction whose most probable class is the label.
+    The loss is the model's own compiled loss (`keras_fit.example_losses`) averaged over (x, y), as
+    `keras_fit.evaluate` measures it; the accuracy the fraction whose most probable class is the label.
     """
     import keras
 
@@ -74,13 +74,16 @@ def _program(model):
 def _compile(model):
     import jax
     import jax.numpy as jnp
-    import keras
+
+    from weightlab.train.keras_fit import example_losses
+
+    loss_of = example_losses(model)
 
     def one_snapshot(trainable, non_trainable, x_batches, y_batches, masks, panel_x):
         def batch(totals, inputs):
             x, y, mask = inputs
             probabilities, _ = model.stateless_call(trainable, non_trainable, x, training=False)
-            losses = keras.losses.sparse_categorical_crossentropy(y, probabilities)
+            losses = loss_of(y, probabilities)
             correct = (jnp.argmax(probabilities, axis=-1) == y).astype(jnp.float32)
             return totals, (jnp.sum(losses * mask), jnp.sum(correct * mask))
 
@@ -125,7 +128,7 @@ def _evaluate_jax(model, snapshots: Snapshots, x, y, panel_x) -> dict:
 
 
 def _evaluate_by_loop(model, snapshots: Snapshots, x, y, panel_x) -> dict:
-    from weightlab.train.keras_fit import predict, scores
+    from weightlab.train.keras_fit import example_losses, predict, scores
 
     kept = [np.array(v.value) for v in model.trainable_variables]
     losses, accuracies, probabilities = [], [], []
@@ -133,7 +136,7 @@ def _evaluate_by_loop(model, snapshots: Snapshots, x, y, panel_x) -> dict:
         for index in range(snapshots.count):
             for variable, value in zip(model.trainable_variables, snapshots.at(index)):
                 variable.assign(value)
-            loss, accuracy = scores(predict(model, x), y)
+            loss, accuracy = scores(predict(model, x), y, example_losses(model))
             losses.append(loss)
             accuracies.append(accuracy)
             probabilities.append(np.asarray(predict(model, panel_x), dtype=np.float32))
