@@ -190,3 +190,36 @@ def test_branches_that_diverge_stop_where_they_would_alone(tmp_path):
         assert a.summary["diverged"]["step"] == b.summary["diverged"]["step"]
         _, _, weights = a.snapshots()
         assert all(np.isfinite(w).all() for w in weights.values())
+
+
+@pytest.mark.parametrize("every", [1, 3])
+def test_step_norms_are_exact_where_taken_and_absent_between(small, every):
+    """The fused path's norms against numpy's, from the same training's weights kept at every step (--snapshot-every 1)."""
+    x, y = small
+    base = RunConfig(dataset="synthetic", epochs=2, hidden=8, snapshots=6)
+    _, every_step = train(fused_jax, x, y, dataclasses.replace(base, snapshot_every=1))
+    _, strided = train(fused_jax, x, y, dataclasses.replace(base, step_stats_every=every))
+    weights = every_step.tracked
+    assert weights.snapshot_steps.tolist() == list(range(len(weights.loss) + 1))
+    tracked = strided.tracked
+    np.testing.assert_array_equal(tracked.loss, weights.loss)  # the stride changes nothing but what is measured
+    steps_per_epoch = len(tracked.loss) // base.epochs
+    taken = np.isfinite(tracked.distance_from_init[:, 0])
+    steps = np.arange(1, len(taken) + 1)
+    expected = (
+        (steps % every == 0) | (steps == 1) | (steps % steps_per_epoch == 0) | np.isin(steps, tracked.snapshot_steps)
+    )
+    assert taken.tolist() == expected.tolist() and (every == 1 or not taken.all())
+    for v, name in enumerate(weights.variable_names):
+        stack = weights.snapshots[name]
+        w = stack.astype(np.float64).reshape(len(stack), -1)
+        references = (
+            np.linalg.norm(w[1:] - w[0], axis=1),
+            np.linalg.norm(w[1:] - w[:-1], axis=1),
+            np.linalg.norm(w[1:], axis=1),
+        )
+        for recorded, reference in zip(
+            (tracked.distance_from_init, tracked.update_norm, tracked.weight_norm), references
+        ):
+            np.testing.assert_allclose(recorded[taken, v], reference[taken], rtol=2e-5, atol=1e-7)
+            assert np.isnan(recorded[~taken, v]).all()

@@ -102,6 +102,13 @@ def _run_flags(parser: argparse.ArgumentParser, defaults: RunConfig, several_hid
         action="store_false",
         help="skip the per-step weight norms (snapshots are still kept); for measuring their cost",
     )
+    parser.add_argument(
+        "--step-stats-every",
+        type=int,
+        default=defaults.step_stats_every,
+        metavar="N",
+        help="take the weight norms every N steps, exactly, and at each epoch's end (default %(default)s; 1: every step)",
+    )
     parser.add_argument("--data-dir", default=None, help="a directory holding the dataset's .npz or IDX files")
 
 

@@ -43,9 +43,19 @@ def curves(history: dict, steps: dict, snapshot_steps: np.ndarray, evaluations: 
 
 
 def _per_variable(steps: dict, key: str, window: int = 1) -> list:
-    keep = charts.thinned(len(steps["step"]))
+    """Each variable's curve over the steps where the norms were taken (`--step-stats-every`), smoothed over
+    ``window`` steps' worth of them."""
+    measured = np.flatnonzero(np.isfinite(steps["distance_from_init"]).all(axis=1))
+    spacing = int(np.median(np.diff(measured))) if len(measured) > 1 else 1
+    keep = measured[charts.thinned(len(measured))]
+    points = max(1, window // max(spacing, 1))
     return [
-        (str(name), steps["step"][keep], charts.smooth(steps[key][:, column], window)[keep], colour)
+        (
+            str(name),
+            steps["step"][keep],
+            charts.smooth(steps[key][measured, column], points)[charts.thinned(len(measured))],
+            colour,
+        )
         for column, (name, colour) in enumerate(zip(steps["variables"], charts.colours()))
     ]
 

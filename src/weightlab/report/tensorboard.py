@@ -9,6 +9,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numpy as np
+
 from weightlab.errors import ConfigError
 
 
@@ -41,8 +43,11 @@ def export(stored_run, logdir: str | os.PathLike, max_points: int = 1000) -> Pat
         # shows at most 1,000 points per tag anyway, so every k-th step is written.
         stride = max(1, len(steps["step"]) // max_points)
         for index in range(0, len(steps["step"]), stride):
+            tf.summary.scalar("step/loss", float(steps["loss"][index]), step=int(steps["step"][index]))
+        # The norms exist at the steps where they were taken (--step-stats-every), likewise thinned.
+        measured = np.flatnonzero(np.isfinite(steps["distance_from_init"]).all(axis=1))
+        for index in measured[:: max(1, len(measured) // max_points)]:
             step = steps["step"][index]
-            tf.summary.scalar("step/loss", float(steps["loss"][index]), step=int(step))
             for column, name in enumerate(steps["variables"]):
                 tf.summary.scalar(
                     f"distance_from_init/{name}", float(steps["distance_from_init"][index, column]), step=int(step)

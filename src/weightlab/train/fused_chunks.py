@@ -6,6 +6,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from weightlab.train.fused_program import SKIP, STEP
+
 # The on-device snapshot buffer's budget: an epoch whose snapshots need more is cut into chunks.
 SNAPSHOT_BUFFER_BYTES = 64 << 20
 
@@ -54,13 +56,13 @@ def last_finite_state(
     for kept in (bad, bad - 1):
         if kept <= 0:
             return 0, start
-        active = np.arange(chunk_length) < kept
+        kinds = np.where(np.arange(chunk_length) < kept, STEP, SKIP).astype(np.int32)
         fresh = jax.tree_util.tree_map(
             lambda leaf: jnp.array(leaf, copy=True), start
         )  # donated by the call: never start's own memory
         scratch = [jnp.zeros(buffer.shape[1:], buffer.dtype) for buffer in buffers]
         replayed, _, _ = program._chunk_one(
-            fresh, scratch, indices[run], masks, active, slots, x_fit, y_fit[run], [leaf[run] for leaf in initial]
+            fresh, scratch, indices[run], masks, kinds, slots, x_fit, y_fit[run], [leaf[run] for leaf in initial]
         )
         replayed = jax.tree_util.tree_map(lambda leaf: np.array(leaf, copy=True), replayed)
         if all(np.isfinite(w).all() for w in replayed[0][branch]):

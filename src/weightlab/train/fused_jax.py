@@ -30,9 +30,9 @@ import numpy as np
 from weightlab.config import RunConfig
 from weightlab.train import keras_fit
 from weightlab.train.fused_chunks import buffer_capacity, last_finite_state, padded, stream_snapshots
-from weightlab.train.fused_program import program_for, why_not
+from weightlab.train.fused_program import program_for, step_kinds, why_not
 from weightlab.train.keras_fit import FitResult, ProgressHook
-from weightlab.train.schedule import plan_chunks, snapshot_schedule
+from weightlab.train.schedule import measured, plan_chunks, snapshot_schedule
 from weightlab.train.snapshots import MemorySnapshots, Snapshots
 from weightlab.train.tracker import TrackedWeights, variable_names
 
@@ -228,14 +228,17 @@ def _fit(
             epoch_start = time.perf_counter()
         indices = np.stack([padded(order, first, length, chunk_length) for order in epoch_orders])
         masks = padded(masks_epoch, first, length, chunk_length)
-        active = np.arange(chunk_length) < length
         slots = np.full(chunk_length, -1, dtype=np.int32)
         slots[[index for index, _ in taken]] = np.arange(len(taken), dtype=np.int32)
+        global_steps = epoch * steps_per_epoch + first + 1 + np.arange(chunk_length)
+        kinds = step_kinds(
+            length, chunk_length, slots, measured(global_steps, config.step_stats_every, steps_per_epoch, total_steps)
+        )
         # The chunk donates (overwrites) state's buffers, and np.asarray of a CPU array can be a
         # view of them: a real copy, kept to replay this chunk if a run diverges in it.
         before = jax.tree_util.tree_map(lambda leaf: np.array(leaf, copy=True), state)
         state, buffers, (loss, correct, chunk_norms) = program.chunk(
-            state, buffers, indices, masks, active, slots, x_fit, y_fit, initial
+            state, buffers, indices, masks, kinds, slots, x_fit, y_fit, initial
         )
         loss, correct, chunk_norms = (
             by_view(loss[:, :length]),

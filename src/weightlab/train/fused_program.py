@@ -95,49 +95,59 @@ class _Program:
                 columns.append(jnp.sqrt(jnp.sum(stacked * stacked, axis=1)))
             return jnp.stack(columns, axis=1)
 
-        def one_step(carry, inputs, x_all, y_all, initial):
-            trainable, non_trainable, optimizer_vars = carry
-            indices, mask = inputs
+        def one_step(state, indices, mask, x_all, y_all, initial, measure: bool):
+            """One training step; with ``measure``, also the step's weight norms (else NaN)."""
+            trainable, non_trainable, optimizer_vars = state
             x, y = x_all[indices], y_all[indices]
             (_, (losses, outputs, non_trainable)), grads = grad_fn(trainable, non_trainable, x, y, mask)
             new_trainable, optimizer_vars = optimizer.stateless_apply(optimizer_vars, grads, trainable)
             correct = jnp.stack([jnp.sum((jnp.argmax(probs, axis=-1) == y) * mask) for probs in outputs])
-            if step_stats:
+            if measure and step_stats:
                 step_norms = step_norms_of(new_trainable, initial, trainable)
             else:
                 step_norms = jnp.full((3, len(initial)), jnp.nan, dtype=jnp.float32)
             return (new_trainable, non_trainable, optimizer_vars), (losses, correct, step_norms)
 
         def maybe_step(carry, inputs, x_all, y_all, initial):
-            # Chunks have one fixed length (one compilation); steps past a chunk's real end are skipped.
-            # A step marked with a slot (>= 0) copies its new weights into that slot of the snapshot
-            # buffers, which stay on the device until the chunk ends (updated in place: no copy per step).
-            state, buffers = carry
-            indices, mask, active, slot = inputs
-            per_branch = jnp.zeros((len(branches),), jnp.float32)
-            outputs_shape = (per_branch, per_branch, jnp.zeros((3, len(initial)), jnp.float32))
-            state, outputs = jax.lax.cond(
-                active,
-                lambda c: one_step(c, (indices, mask), x_all, y_all, initial),
-                lambda c: (c, outputs_shape),
-                state,
-            )
-            buffers = jax.lax.cond(
-                slot >= 0,
-                lambda held: [
-                    jax.lax.dynamic_update_index_in_dim(buffer, weight.astype(buffer.dtype), slot, 0)
-                    for buffer, weight in zip(held, state[0])
-                ],
-                lambda held: list(held),
-                buffers,
-            )
-            return (state, buffers), outputs
+            """One scan iteration, of the kind `STEP_KINDS` names; one switch per step, whatever it does.
 
-        def chunk(state, buffers, indices, masks, active, slots, x_all, y_all, initial):
+            Chunks have one fixed length (one compilation), so steps past a chunk's real end are
+            skipped. The weight norms cost a pass over every weight (≈25-35% of a step on XLA's CPU
+            backend however the reductions are arranged: measured), so they are taken at the marked
+            steps only. A snapshot step copies its new weights into its slot of the snapshot buffers,
+            which stay on the device until the chunk ends (updated in place: no copy per step).
+            """
+            state, buffers = carry
+            indices, mask, kind, slot = inputs
+            per_branch = jnp.zeros((len(branches),), jnp.float32)
+            skipped = (per_branch, per_branch, jnp.full((3, len(initial)), jnp.nan, jnp.float32))
+
+            def skip(operands):
+                return operands, skipped
+
+            def step(operands, measure: bool, snapshot: bool):
+                state, buffers = operands
+                state, outputs = one_step(state, indices, mask, x_all, y_all, initial, measure)
+                if snapshot:
+                    buffers = [
+                        jax.lax.dynamic_update_index_in_dim(buffer, weight.astype(buffer.dtype), slot, 0)
+                        for buffer, weight in zip(buffers, state[0])
+                    ]
+                return (state, list(buffers)), outputs
+
+            kinds = [
+                skip,
+                lambda operands: step(operands, measure=False, snapshot=False),
+                lambda operands: step(operands, measure=True, snapshot=False),
+                lambda operands: step(operands, measure=True, snapshot=True),
+            ]
+            return jax.lax.switch(kind, kinds, (state, list(buffers)))
+
+        def chunk(state, buffers, indices, masks, kinds, slots, x_all, y_all, initial):
             (state, buffers), outputs = jax.lax.scan(
                 lambda carry, inputs: maybe_step(carry, inputs, x_all, y_all, initial),
                 (state, buffers),
-                (indices, masks, active, slots),
+                (indices, masks, kinds, slots),
             )
             return state, buffers, outputs
 
@@ -158,16 +168,16 @@ class _Program:
         self._evaluate_one = jax.jit(evaluate)
         self._evaluate_many = jax.jit(jax.vmap(evaluate, in_axes=(0, 0, None, 0)))
 
-    def chunk(self, state, buffers, indices, masks, active, slots, x_all, y_all, initial):
+    def chunk(self, state, buffers, indices, masks, kinds, slots, x_all, y_all, initial):
         """Train every run (leading axis of state, buffers, indices, y_all, initial) through one chunk of steps.
 
-        Returns (state, buffers, per-step outputs); ``buffers[v][r, slots[t]]`` holds run r's
-        variable v after step t wherever ``slots[t]`` >= 0.
+        ``kinds[t]`` says what iteration t does (`step_kinds`). Returns (state, buffers, per-step
+        outputs); ``buffers[v][r, slots[t]]`` holds run r's variable v after step t where it is a snapshot.
         """
         if len(indices) > 1:
-            return self._chunk_many(state, buffers, indices, masks, active, slots, x_all, y_all, initial)
+            return self._chunk_many(state, buffers, indices, masks, kinds, slots, x_all, y_all, initial)
         state, buffers, outputs = self._chunk_one(
-            _first(state), _first(buffers), indices[0], masks, active, slots, x_all, y_all[0], _first(initial)
+            _first(state), _first(buffers), indices[0], masks, kinds, slots, x_all, y_all[0], _first(initial)
         )
         return _with_run_axis(state), _with_run_axis(buffers), _with_run_axis(outputs)
 
@@ -176,6 +186,20 @@ class _Program:
         if len(y) > 1:
             return self._evaluate_many(trainable, non_trainable, x, y)
         return _with_run_axis(self._evaluate_one(_first(trainable), _first(non_trainable), x, y[0]))
+
+
+SKIP, STEP, MEASURED_STEP, SNAPSHOT_STEP = range(4)  # what one scan iteration does (a snapshot step is measured)
+
+
+def step_kinds(length: int, chunk_length: int, slots: np.ndarray, measured: np.ndarray) -> np.ndarray:
+    """Each iteration's kind for a chunk of ``length`` real steps padded to ``chunk_length``.
+
+    ``slots[t]`` >= 0 marks a snapshot step, ``measured[t]`` a step whose weight norms are taken.
+    """
+    kinds = np.where(measured, MEASURED_STEP, STEP)
+    kinds = np.where(slots >= 0, SNAPSHOT_STEP, kinds)
+    kinds[length:] = SKIP
+    return kinds.astype(np.int32)
 
 
 def _first(tree):

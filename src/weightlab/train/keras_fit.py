@@ -156,6 +156,7 @@ def fit(
         batch_size=config.batch_size,
         samples=fit_samples,
         step_stats=config.step_stats,
+        step_stats_every=config.step_stats_every,
         across_fits=True,
         schedule=snapshot_schedule(per_epoch, config.epochs, config.snapshots, config.snapshot_every),
         store=snapshots,

@@ -77,3 +77,11 @@ def plan_chunks(
         if first < steps_per_epoch:  # (an epoch's end is always in the schedule; kept for safety)
             chunks.append((epoch, first, steps_per_epoch - first, []))
     return chunks
+
+
+def measured(steps: np.ndarray, every: int, steps_per_epoch: int, total_steps: int) -> np.ndarray:
+    """Which of the 1-based global ``steps`` get their weight norms taken: every ``every``-th, the first,
+    each epoch's last and the run's last (so an epoch's and the run's final values are always exact).
+    Snapshot steps are measured too (their caller adds them)."""
+    steps = np.asarray(steps)
+    return (steps % every == 0) | (steps == 1) | (steps % steps_per_epoch == 0) | (steps == total_steps)

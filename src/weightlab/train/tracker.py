@@ -23,7 +23,7 @@ import keras
 import numpy as np
 
 from weightlab.backend import compile_function
-from weightlab.train.schedule import snapshot_schedule
+from weightlab.train.schedule import measured, snapshot_schedule
 from weightlab.train.snapshots import MemorySnapshots, Snapshots
 
 
@@ -105,9 +105,13 @@ class WeightTracker(keras.callbacks.Callback):
         snapshots: int = 48,
         schedule: np.ndarray | None = None,
         store: Snapshots | None = None,
+        step_stats_every: int = 1,
     ):
         super().__init__()
         self.step_stats = step_stats
+        if step_stats_every < 1:
+            raise ValueError(f"step_stats_every must be >= 1, got {step_stats_every}")
+        self.step_stats_every = step_stats_every
         self.across_fits = across_fits
         if snapshot_every < 0 or snapshots < 0:
             raise ValueError(f"snapshot_every and snapshots must be >= 0, got {snapshot_every} and {snapshots}")
@@ -334,6 +338,13 @@ class WeightTracker(keras.callbacks.Callback):
             if self._norm_chunks
             else np.full((len(self._losses), 3, len(self._names)), np.nan)
         )
+        if self.step_stats_every > 1 and len(norms):  # the run's format: exact at the measured steps, NaN between
+            total = int(self.params.get("epochs", 1) or 1) * self._steps_per_epoch if self.params else len(norms)
+            steps = np.arange(1, len(norms) + 1)
+            kept = measured(steps, self.step_stats_every, self._steps_per_epoch, total) | np.isin(
+                steps, self._store.steps
+            )
+            norms = np.where(kept[:, None, None], norms, np.nan)
         self._store.flush()
         steps = self._store.steps
         return TrackedWeights(
