@@ -109,39 +109,38 @@ class _Program:
             return (new_trainable, non_trainable, optimizer_vars), (losses, correct, step_norms)
 
         def maybe_step(carry, inputs, x_all, y_all, initial):
-            """One scan iteration, of the kind `STEP_KINDS` names; one switch per step, whatever it does.
+            """One scan iteration: a step of the kind `step_kinds` names, then its snapshot if it is one.
 
             Chunks have one fixed length (one compilation), so steps past a chunk's real end are
             skipped. The weight norms cost a pass over every weight (≈25-35% of a step on XLA's CPU
             backend however the reductions are arranged: measured), so they are taken at the marked
-            steps only. A snapshot step copies its new weights into its slot of the snapshot buffers,
-            which stay on the device until the chunk ends (updated in place: no copy per step).
+            steps only; one switch picks skip, step or measured step. A snapshot step copies its new
+            weights into its slot of the snapshot buffers, which stay on the device until the chunk
+            ends: a cond of their own, since buffers passed through the switch are copied every step.
             """
             state, buffers = carry
             indices, mask, kind, slot = inputs
             per_branch = jnp.zeros((len(branches),), jnp.float32)
             skipped = (per_branch, per_branch, jnp.full((3, len(initial)), jnp.nan, jnp.float32))
-
-            def skip(operands):
-                return operands, skipped
-
-            def step(operands, measure: bool, snapshot: bool):
-                state, buffers = operands
-                state, outputs = one_step(state, indices, mask, x_all, y_all, initial, measure)
-                if snapshot:
-                    buffers = [
-                        jax.lax.dynamic_update_index_in_dim(buffer, weight.astype(buffer.dtype), slot, 0)
-                        for buffer, weight in zip(buffers, state[0])
-                    ]
-                return (state, list(buffers)), outputs
-
-            kinds = [
-                skip,
-                lambda operands: step(operands, measure=False, snapshot=False),
-                lambda operands: step(operands, measure=True, snapshot=False),
-                lambda operands: step(operands, measure=True, snapshot=True),
-            ]
-            return jax.lax.switch(kind, kinds, (state, list(buffers)))
+            state, outputs = jax.lax.switch(
+                jnp.minimum(kind, MEASURED_STEP),
+                [
+                    lambda state: (state, skipped),
+                    lambda state: one_step(state, indices, mask, x_all, y_all, initial, measure=False),
+                    lambda state: one_step(state, indices, mask, x_all, y_all, initial, measure=True),
+                ],
+                state,
+            )
+            buffers = jax.lax.cond(
+                slot >= 0,
+                lambda held: [
+                    jax.lax.dynamic_update_index_in_dim(buffer, weight.astype(buffer.dtype), slot, 0)
+                    for buffer, weight in zip(held, state[0])
+                ],
+                lambda held: list(held),
+                buffers,
+            )
+            return (state, buffers), outputs
 
         def chunk(state, buffers, indices, masks, kinds, slots, x_all, y_all, initial):
             (state, buffers), outputs = jax.lax.scan(
