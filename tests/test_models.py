@@ -78,7 +78,8 @@ def test_a_cnn_run_says_why_frozen_inputs_do_not_apply(tmp_path):
     assert s["classes"] == 10 and s["parameters"] == 160 + 4640 + 801 * 8 + 9 * 10
     assert s["frozen_inputs"] is None and "convolution" in s["frozen_inputs_note"]
     assert [layer["name"] for layer in s["layers"]][:2] == ["conv_1/kernel", "conv_1/bias"]
-    assert s["training_path"] == "fused-jax" and s["training_path_reason"]
+    # On the CPU a convnet trains faster on model.fit than in the fused scan: auto picks it, and says why.
+    assert s["training_path"] == "keras.fit" and "convolution" in s["training_path_reason"]
 
 
 @pytest.fixture(scope="module")

@@ -83,4 +83,8 @@ def training_path_reason(model, config: RunConfig, path: str) -> str:
         return "asked for with --training-path keras.fit"
     if config.backend != "jax":
         return f"the fused loop runs on JAX only, and this run is on {config.backend}"
+    from weightlab.train import fused_program
+
+    if fused_jax.applies(model, config) and (slower := fused_program.slower_than_fit(model)):
+        return slower
     return f"the fused loop cannot drive this model: {fused_jax.why_not(model)}"

@@ -121,8 +121,10 @@ def run_many(
     for packs in _trained_together(configs):
         first = configs[packs[0][0]]
         alone = len(packs) == 1 and len(packs[0]) == 1
-        # A saved model may hold state the fused loop does not drive: `run` decides for it, one by one.
-        if alone or first.backend != "jax" or first.training_path == "keras.fit" or is_keras_file(first.model):
+        # A saved model may hold state the fused loop does not drive, and a convnet may train faster on
+        # model.fit (`fused_program.slower_than_fit`): `run` decides for them, one by one.
+        by_one = is_keras_file(first.model) or (first.model == "cnn" and first.training_path == "auto")
+        if alone or first.backend != "jax" or first.training_path == "keras.fit" or by_one:
             for index in (index for pack in packs for index in pack):
                 stored[index] = run(configs[index], out=out, data_dir=data_dir, report=report)
             continue
@@ -384,10 +386,11 @@ def training_path(model, config: RunConfig):
 
     if config.training_path == "keras.fit" or config.backend != "jax":
         return keras_fit
-    from weightlab.train import fused_jax
+    from weightlab.train import fused_jax, fused_program
 
     if fused_jax.applies(model, config):
-        return fused_jax
+        faster_on_fit = config.training_path == "auto" and fused_program.slower_than_fit(model)
+        return keras_fit if faster_on_fit else fused_jax
     if config.training_path == "fused-jax":
         raise ConfigError(
             "this model has non-trainable state the fused-jax path does not drive; pass --training-path keras.fit"
