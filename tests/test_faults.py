@@ -308,7 +308,7 @@ def test_resume_refuses_what_is_not_an_interrupted_run(stored, tmp_path, capsys)
     assert "not an interrupted run" in capsys.readouterr().err
     broken = tmp_path / ".incomplete-x"
     broken.mkdir()
-    (broken / "config.json").write_text(json.dumps({"config": {"dataset": "synthetic"}}))
+    (broken / "config.json").write_text(json.dumps({"format_version": 1, "config": {"dataset": "synthetic"}}))
     assert main(["run", "--resume", str(broken)]) == 2
     assert "no usable checkpoint" in capsys.readouterr().err
 

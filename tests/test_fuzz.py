@@ -146,9 +146,13 @@ def assert_run_is_what_it_claims(copy: Path, reference, what: str, predictions: 
     for variable, stack in original.items():
         assert np.array_equal(weights[variable], stack), f"{what}: {variable} differs"
     for key, array in reference.steps().items():
-        assert np.array_equal(stored.steps()[key], array), f"{what}: steps.npz's {key} differs"
+        assert np.array_equal(stored.steps()[key], array, equal_nan=array.dtype.kind == "f"), (
+            f"{what}: steps.npz's {key} differs"
+        )
     for key, array in reference.predictions().items() if predictions else ():
-        assert np.array_equal(stored.predictions()[key], array), f"{what}: predictions.npz's {key} differs"
+        assert np.array_equal(stored.predictions()[key], array, equal_nan=array.dtype.kind == "f"), (
+            f"{what}: predictions.npz's {key} differs"
+        )
 
 
 @pytest.mark.parametrize("only", [".json", ".npz", ".h5", ".csv"])

@@ -50,6 +50,31 @@ class Config:
 
 
 CONFIG = Config()
+
+
+@dataclasses.dataclass(frozen=True)
+class NumberGrid:
+    """A rectangular list (of lists) of numbers, None for a missing one: a map over an image's pixels, or a row."""
+
+    null: bool = False
+
+    def check(self, value, at: str, dims):
+        if value is None and self.null:
+            return None
+
+        if not isinstance(value, list) or not value:
+            raise SchemaError(f"{at} is not a non-empty list of numbers")
+        rows = value if all(isinstance(row, list) for row in value) else [value]
+        width = len(rows[0])
+        for index, row in enumerate(rows):  # one or two dimensions, rectangular, numbers or null
+            if not isinstance(row, list) or len(row) != width:
+                raise SchemaError(f"{at} is not a rectangular grid of numbers (row {index})")
+            for column, item in enumerate(row):
+                REAL_OR_NULL.check(item, f"{at}[{index}][{column}]", dims)
+        checked = value
+        return checked
+
+
 VERSIONED = {"format_version": INT}  # every file weightlab writes says which format it is
 
 # -- a run --------------------------------------------------------------------------------------
@@ -252,8 +277,8 @@ PROOF_FILE = Record(
         ),
         "where": Record(
             {
-                "pixel_change": ListOf(Anything(), least=1, null=True),  # null without a Dense first layer
-                "pixel_activity": ListOf(Anything(), least=1, null=True),
+                "pixel_change": NumberGrid(null=True),  # null without a Dense first layer
+                "pixel_activity": NumberGrid(null=True),
                 "change_activity_rank_correlation": REAL_OR_NULL,
                 "never_active_inputs": Num(integer=True, low=0, null=True),
                 "note": Opt(Text(null=True)),
