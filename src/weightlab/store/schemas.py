@@ -61,7 +61,6 @@ class NumberGrid:
     def check(self, value, at: str, dims):
         if value is None and self.null:
             return None
-
         if not isinstance(value, list) or not value:
             raise SchemaError(f"{at} is not a non-empty list of numbers")
         rows = value if all(isinstance(row, list) for row in value) else [value]
@@ -71,8 +70,7 @@ class NumberGrid:
                 raise SchemaError(f"{at} is not a rectangular grid of numbers (row {index})")
             for column, item in enumerate(row):
                 REAL_OR_NULL.check(item, f"{at}[{index}][{column}]", dims)
-        checked = value
-        return checked
+        return value
 
 
 VERSIONED = {"format_version": INT}  # every file weightlab writes says which format it is
