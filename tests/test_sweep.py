@@ -66,10 +66,10 @@ def test_a_failed_cell_is_recorded_and_the_others_finish(tmp_path, monkeypatch):
 
     original = sweep_module.run_cell
 
-    def flaky(config_values, runs_dir, cell_id, data_dir):
+    def flaky(config_values, runs_dir, cell_id, data_dir, progress=None):
         if cell_id == "hidden-8_seed-0":
             return {"cell": cell_id, "status": "failed", "error": "diverged at step 3"}
-        return original(config_values, runs_dir, cell_id, data_dir)
+        return original(config_values, runs_dir, cell_id, data_dir, progress)
 
     monkeypatch.setattr(sweep_module, "run_cell", flaky)
     result = sweep(BASE, grid=GRID, seeds=1, workers=1, out=tmp_path, report=False).result

@@ -7,8 +7,10 @@ someone (a notebook, a test) has already imported.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
+from pathlib import Path
 
 from weightlab.config import resolve_backend
 from weightlab.errors import ConfigError
@@ -55,9 +57,48 @@ def _persistent_compilation_cache() -> None:
 
     from weightlab.data import weightlab_home
 
-    jax.config.update("jax_compilation_cache_dir", str(weightlab_home() / "jax-cache"))
+    directory = weightlab_home() / "jax-cache"
+    prune_damaged_cache_entries(directory)
+    jax.config.update("jax_compilation_cache_dir", str(directory))
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
+
+
+def prune_damaged_cache_entries(directory: Path) -> list[Path]:
+    """Remove the compilation-cache entries JAX could not read back: empty, truncated or not decompressible.
+
+    JAX never overwrites an entry, so one cut short (a full disk, a killed process) would be
+    warned about on every later run. Only entries written since the last check are read (a
+    stamp file marks it), so the check costs little however large the cache grows.
+    """
+    from jax._src import compilation_cache
+
+    stamp = directory / ".weightlab-checked"
+    try:
+        since = stamp.stat().st_mtime - 2.0  # entries written in the same moment as the last check are read again
+    except OSError:
+        since = 0.0
+    removed = []
+    for entry in directory.glob("*-cache") if directory.is_dir() else ():
+        try:
+            if entry.stat().st_mtime < since:
+                continue
+            data = entry.read_bytes()
+            if data:
+                compilation_cache.decompress_executable(data)
+                continue
+        except OSError:
+            continue  # vanished or unreadable now: JAX will say so itself if it matters
+        except Exception:  # not a stream the decompressor accepts: damaged
+            pass
+        for path in (entry, entry.with_name(entry.name.removesuffix("-cache") + "-atime")):
+            with contextlib.suppress(OSError):
+                path.unlink()
+        removed.append(entry)
+    with contextlib.suppress(OSError):
+        directory.mkdir(parents=True, exist_ok=True)
+        stamp.touch()
+    return removed
 
 
 def compile_function(keras, function):

@@ -10,6 +10,7 @@ import argparse
 import dataclasses
 import json
 import sys
+from pathlib import Path
 
 from weightlab.config import BACKENDS, OPTIMIZERS, TRAINING_PATHS, RunConfig, hidden_text, parse_hidden
 from weightlab.errors import WeightlabError
@@ -186,7 +187,9 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument(
         "--grid-file", default=None, metavar="FILE.toml", help="seeds, [config] base values and [grid] lists in TOML"
     )
-    sweep.add_argument("--seed", type=int, default=defaults.seed, help="the first seed (default %(default)s)")
+    sweep.add_argument(
+        "--seed", type=int, default=None, help=f"the first seed (default: the grid file's, else {defaults.seed})"
+    )
     sweep.add_argument("--seeds", type=int, default=None, help="seeds per grid point (default 2)")
     sweep.add_argument(
         "--backend", choices=BACKENDS, default=None, help="Keras backend (default: $KERAS_BACKEND, else jax)"
@@ -194,8 +197,8 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument(
         "--training-path",
         choices=TRAINING_PATHS,
-        default=defaults.training_path,
-        help="as for run (default %(default)s)",
+        default=None,
+        help=f"as for run (default: the grid file's, else {defaults.training_path})",
     )
     sweep.add_argument("--data-dir", default=None, help="a directory holding the dataset's .npz or IDX files")
     sweep.add_argument("--workers", type=int, default=None, help="local worker processes (default: one per core)")
@@ -245,8 +248,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from weightlab.signals import stop_on_signals
+
     try:
-        return _dispatch(args)
+        # Ctrl-C and SIGTERM set a flag that the training loops check at safe points (see `signals`).
+        with stop_on_signals(install=args.command in ("run", "prove", "compare", "sweep")) as args.stop:
+            return _dispatch(args)
     except WeightlabError as error:
         if args.debug:
             raise
@@ -263,12 +270,23 @@ def main(argv: list[str] | None = None) -> int:
         print_error(f"{error.strerror or error}{where}; fix that and rerun (--debug shows where it happened)")
         return EXIT_USAGE
     except KeyboardInterrupt:
-        print(
-            "weightlab: interrupted; finished runs are kept; an unfinished run that completed an epoch is kept hidden "
-            "as runs/.incomplete-<id>: continue it with `weightlab run --resume runs/.incomplete-<id>`",
-            file=sys.stderr,
-        )
+        print(f"weightlab: {interrupted_message(args)}", file=sys.stderr)
         return EXIT_INTERRUPTED
+
+
+def interrupted_message(args) -> str:
+    """What an interruption of this command kept, and how to go on: each command says its own."""
+    command = args.command
+    if command == "run":
+        return (
+            f"run interrupted; a run that completed an epoch is kept hidden as {args.out}/.incomplete-<id>: "
+            f"continue it with `weightlab run --resume {args.out}/.incomplete-<id>`"
+        )
+    if command == "sweep":
+        return "sweep interrupted; finished cells are kept: run the same `weightlab sweep` command again to run only the rest"
+    if command in ("prove", "compare"):
+        return f"{command} interrupted; nothing of it was kept (it is written only when complete): run `weightlab {command}` again"
+    return f"{command} interrupted; nothing was changed"
 
 
 def _dispatch(args) -> int:
@@ -289,8 +307,13 @@ def _run(args) -> int:
     from weightlab.store import dumps
 
     config = _config(args)
+    if args.resume and (Path(args.resume) / "config.json").is_file():
+        # the interrupted run's own config, not the flags', says how many epochs it has
+        from weightlab.store import read_config
+
+        config = read_config(args.resume)
     with terminal.training_progress(config.epochs, show_bar=not args.json, show_epochs=not args.json) as hook:
-        result = run(config, out=args.out, data_dir=args.data_dir, progress=hook, resume=args.resume)
+        result = run(config, out=args.out, data_dir=args.data_dir, progress=args.stop.guard(hook), resume=args.resume)
     if args.json:
         print(dumps(result.summary))
     else:
@@ -311,7 +334,9 @@ def _prove(args) -> int:
     from weightlab.store import dumps
 
     with terminal.stage_progress(show=not args.json) as hook:
-        proof = prove(_config(args), seeds=args.seeds, out=args.out, data_dir=args.data_dir, progress=hook)
+        proof = prove(
+            _config(args), seeds=args.seeds, out=args.out, data_dir=args.data_dir, progress=hook, stop=args.stop
+        )
     if args.json:
         print(dumps(proof.result))
     else:
@@ -325,9 +350,9 @@ def _compare(args) -> int:
     from weightlab.report import terminal
     from weightlab.store import dumps
 
-    if args.compare and args.hidden:
+    if args.compare is not None and args.hidden:
         raise ConfigError("pass either --hidden N1 N2 or --compare FIELD=V1,V2, not both")
-    axis, values = parse_axis(args.compare) if args.compare else ("hidden", args.hidden or [16, 64])
+    axis, values = parse_axis(args.compare) if args.compare is not None else ("hidden", args.hidden or [16, 64])
     if axis == "hidden" and len({hidden_text(value) for value in values}) != len(values):
         raise ConfigError(f"--hidden lists a width twice: {' '.join(map(hidden_text, values))}")
     if len(values) < 2:
@@ -341,6 +366,7 @@ def _compare(args) -> int:
             out=args.out,
             data_dir=args.data_dir,
             progress=hook,
+            stop=args.stop,
         )
     if args.json:
         print(dumps(comparison.result))
@@ -351,18 +377,13 @@ def _compare(args) -> int:
 
 def _sweep_spec(args) -> tuple[RunConfig, dict, int]:
     """The base config, the grid and the seed count, from a TOML file and the flags (flags win)."""
-    import tomllib
-
     from weightlab.errors import ConfigError
     from weightlab.experiments.compare import parse_axis
+    from weightlab.store import read_grid_file
 
     base_values, grid, seeds = {}, {}, 2
     if args.grid_file:
-        try:
-            with open(args.grid_file, "rb") as handle:
-                spec = tomllib.load(handle)
-        except (OSError, tomllib.TOMLDecodeError) as error:
-            raise ConfigError(f"cannot read --grid-file {args.grid_file}: {error}") from error
+        spec = read_grid_file(args.grid_file)
         seeds = spec.get("seeds", seeds)
         base_values.update(spec.get("config", {}))
         for field, values in spec.get("grid", {}).items():
@@ -381,12 +402,13 @@ def _sweep_spec(args) -> tuple[RunConfig, dict, int]:
     for spec in args.grid:
         name, values = parse_axis(spec)
         grid[name] = values
-    base_values.update(
-        seed=args.seed, backend=args.backend or base_values.get("backend"), training_path=args.training_path
-    )
+    # A flag given wins over the grid file; a flag left out leaves the file's value (or the default).
+    for field in ("seed", "backend", "training_path"):
+        if getattr(args, field) is not None:
+            base_values[field] = getattr(args, field)
     if not grid:
         raise ConfigError("the sweep has no grid: give a flag a list (--hidden 16,64) or pass --grid FIELD=V1,V2")
-    return RunConfig.from_dict(base_values), grid, args.seeds or seeds
+    return RunConfig.from_dict(base_values), grid, args.seeds if args.seeds is not None else seeds
 
 
 def _sweep(args) -> int:
@@ -407,6 +429,7 @@ def _sweep(args) -> int:
             address=args.address,
             data_dir=args.data_dir,
             progress=hook,
+            stop=args.stop,
         )
     if args.json:
         print(dumps(result.result))

@@ -27,6 +27,11 @@ TRAINING_PATHS = ("auto", "fused-jax", "keras.fit")
 MODELS = ("mlp", "cnn")
 # What `WeightTracker.save` records for a model and data weightlab did not build or load itself.
 EXTERNAL = "external"
+# numpy's legacy generator (which Keras and the data order draw from) takes seeds below 2³²;
+# a sweep or proof counts seeds up from --seed, so the last of them must stay below it too.
+SEED_LIMIT = 2**32 - 1
+# Repetitions of one config: far more than any statistic needs, far fewer than would exhaust memory listing them.
+MAX_SEEDS = 10_000
 
 
 @dataclasses.dataclass(frozen=True)
@@ -130,12 +135,14 @@ def is_npz_file(dataset: str) -> bool:
     return isinstance(dataset, str) and dataset.endswith(".npz")
 
 
-def require_int(name: str, value: Any, minimum: int, flag: str) -> None:
-    """Raise ConfigError unless ``value`` is an integer (not a bool) of at least ``minimum``."""
+def require_int(name: str, value: Any, minimum: int, flag: str, maximum: int | None = None) -> None:
+    """Raise ConfigError unless ``value`` is an integer (not a bool) of at least ``minimum`` (and at most ``maximum``)."""
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise ConfigError(
             f"{name} must be an integer >= {minimum}, got {value!r}: pass {flag} {max(minimum, 1)} or more"
         )
+    if maximum is not None and value > maximum:
+        raise ConfigError(f"{name} must be at most {maximum:,}, got {value:,}: pass a smaller {flag}")
 
 
 def validate(config: RunConfig) -> None:
@@ -157,7 +164,7 @@ def validate(config: RunConfig) -> None:
         require_int("hidden", width, 1, "--hidden")
     require_int("epochs", config.epochs, 1, "--epochs")
     require_int("batch_size", config.batch_size, 1, "--batch-size")
-    require_int("seed", config.seed, 0, "--seed")
+    require_int("seed", config.seed, 0, "--seed", maximum=SEED_LIMIT)
     require_int("snapshots", config.snapshots, 0, "--snapshots")
     require_int("step_stats_every", config.step_stats_every, 1, "--step-stats-every")
     require_int("snapshot_every", config.snapshot_every, 0, "--snapshot-every")

@@ -81,7 +81,8 @@ def _spec(name: str) -> DatasetSpec:
 def load(name: str = "mnist", data_dir: str | os.PathLike | None = None, use_remote: bool = True) -> Dataset:
     """The verified arrays of dataset ``name`` from the first source that has them (or of the .npz file ``name``).
 
-    ``data_dir`` names a directory with a keras-style ``.npz`` or the IDX files. With
+    ``data_dir`` names a directory with a keras-style ``.npz`` or the IDX files; when given it is
+    always read (the cache is not consulted). With
     ``use_remote=False`` only the cache and ``data_dir`` are tried (nothing is fetched).
     """
     from weightlab.config import is_npz_file
@@ -108,7 +109,9 @@ def load(name: str = "mnist", data_dir: str | os.PathLike | None = None, use_rem
 
     tried: list[tuple[str, str]] = []
     cached = cache_path(name)
-    if cached.is_file():
+    # A directory the user names is always read and verified, whatever the cache holds: a broken
+    # --data-dir must fail here as it would on a machine whose cache is empty.
+    if cached.is_file() and data_dir is None:
         try:
             arrays = read_npz(cached)
             verify_arrays(spec, arrays, f"the cached copy {cached}")

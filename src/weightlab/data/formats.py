@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import gzip
 import io
+import math
 import pickle
-import zipfile
 from pathlib import Path
 
 import numpy as np
 
+from weightlab import safeio
 from weightlab.errors import DataError
 
 # IDX magic: two zero bytes, a type code (0x08 = unsigned byte), the number of dimensions.
@@ -20,51 +21,50 @@ _IDX_UBYTE = 0x08
 ARRAY_NAMES = ("x_train", "y_train", "x_test", "y_test")
 
 
-def _open_maybe_gzip(path: Path):
-    with open(path, "rb") as handle:
-        gzipped = handle.read(2) == b"\x1f\x8b"
-    return gzip.open(path, "rb") if gzipped else open(path, "rb")
-
-
 def read_idx(path: Path) -> np.ndarray:
-    """The uint8 array held in an IDX file (gzipped or not), shaped as its header says."""
+    """The uint8 array held in an IDX file (gzipped or not), shaped as its header says.
+
+    The header is read first; the body is streamed with exactly the size it declares as the cap
+    (a small gzip that would inflate to gigabytes is refused after the declared size, not read to its end).
+    """
     try:
-        with _open_maybe_gzip(path) as handle:
-            raw = handle.read()
-    except (OSError, EOFError) as error:
+        with safeio.open_maybe_gzip(path) as handle:
+            magic = safeio.read_prefix(handle, 4, "the file")
+            if len(magic) < 4 or magic[0] != 0 or magic[1] != 0:
+                raise DataError(f"{path} is not an IDX file (wrong magic number); replace it with the original file")
+            if magic[2] != _IDX_UBYTE:
+                raise DataError(
+                    f"{path} holds IDX type 0x{magic[2]:02x}, not unsigned bytes (0x08); use the original MNIST-format file"
+                )
+            dimensions = safeio.read_prefix(handle, 4 * magic[3], "the header")
+            if len(dimensions) < 4 * magic[3]:
+                raise DataError(f"{path} is truncated inside its header; replace it with a fresh copy")
+            shape = tuple(int.from_bytes(dimensions[4 * i : 4 * i + 4], "big") for i in range(magic[3]))
+            expected = math.prod(shape)
+            if expected > safeio.read_cap():
+                raise DataError(
+                    f"{path} declares shape {shape} ({expected:,} bytes), more than this machine can hold; replace it with the original file"
+                )
+            body = safeio.read_exactly(handle, expected, f"the data for shape {shape}")
+    except safeio.UnsafeInput as error:
+        raise DataError(f"{path}: {error}; replace it with a fresh copy") from error
+    except OSError as error:
         raise DataError(f"cannot read {path}: {error}; replace the file with a fresh copy") from error
-    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0:
-        raise DataError(f"{path} is not an IDX file (wrong magic number); replace it with the original file")
-    if raw[2] != _IDX_UBYTE:
-        raise DataError(
-            f"{path} holds IDX type 0x{raw[2]:02x}, not unsigned bytes (0x08); use the original MNIST-format file"
-        )
-    ndim = raw[3]
-    header_size = 4 + 4 * ndim
-    if len(raw) < header_size:
-        raise DataError(f"{path} is truncated inside its header; replace it with a fresh copy")
-    shape = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
-    expected = int(np.prod(shape, dtype=np.int64))
-    body = len(raw) - header_size
-    if body != expected:
-        raise DataError(
-            f"{path} holds {body} bytes of data but its header promises {expected} for shape {shape}; replace it with a fresh copy"
-        )
-    return np.frombuffer(raw, dtype=np.uint8, offset=header_size).reshape(shape).copy()
+    return np.frombuffer(body, dtype=np.uint8).reshape(shape)
 
 
 def read_npz(path: Path) -> dict[str, np.ndarray]:
-    """The four arrays of a keras-style ``mnist.npz`` (x_train, y_train, x_test, y_test)."""
+    """The four arrays of a keras-style ``mnist.npz`` (x_train, y_train, x_test, y_test), sizes checked before reading."""
     try:
-        with np.load(path, allow_pickle=False) as archive:
-            missing = [name for name in ARRAY_NAMES if name not in archive.files]
-            if missing:
-                raise DataError(f"{path} lacks array(s) {', '.join(missing)}; it must hold {', '.join(ARRAY_NAMES)}")
-            return {name: archive[name] for name in ARRAY_NAMES}
-    except DataError:
-        raise
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as error:
+        arrays = safeio.npz_arrays(path)
+    except safeio.UnsafeInput as error:
         raise DataError(f"cannot read {path} as an .npz archive ({error}); replace it with a fresh copy") from error
+    except OSError as error:
+        raise DataError(f"cannot read {path} ({error.strerror or error}); replace it with a fresh copy") from error
+    missing = [name for name in ARRAY_NAMES if name not in arrays]
+    if missing:
+        raise DataError(f"{path} lacks array(s) {', '.join(missing)}; it must hold {', '.join(ARRAY_NAMES)}")
+    return {name: arrays[name] for name in ARRAY_NAMES}
 
 
 class ArraysOnlyUnpickler(pickle.Unpickler):

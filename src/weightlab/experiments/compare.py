@@ -16,7 +16,7 @@ import typing
 from pathlib import Path
 
 from weightlab.analysis import aggregate
-from weightlab.config import RunConfig, hidden_text, parse_hidden, require_int
+from weightlab.config import MAX_SEEDS, RunConfig, hidden_text, parse_hidden, require_int
 from weightlab.errors import ConfigError
 from weightlab.experiments.run import run_many
 from weightlab.store import FORMAT_VERSION, RunWriter, dumps
@@ -77,10 +77,11 @@ def compare(
     data_dir=None,
     progress=None,
     report: bool = True,
+    stop=None,
     **overrides,
 ) -> Comparison:
     """Every value of ``axis`` over the same ``seeds`` seeds; statistics per variant and paired differences."""
-    require_int("seeds", seeds, 1, "--seeds")
+    require_int("seeds", seeds, 1, "--seeds", maximum=MAX_SEEDS)
     base = dataclasses.replace(config or RunConfig(), **overrides).resolved()
     values = list(values or [16, 64])
     variants = [dataclasses.replace(base, **{axis: value}) for value in values]  # validates every value now
@@ -96,6 +97,7 @@ def compare(
             [dataclasses.replace(variant, seed=seed) for variant in variants for seed in seed_list],
             out=writer.temp / "runs",
             data_dir=data_dir,
+            progress=stop.guard() if stop else None,  # Ctrl-C and SIGTERM stop the training there
         )
         summaries = {
             index: [r.summary for r in stored[index * seeds : (index + 1) * seeds]] for index in range(len(values))

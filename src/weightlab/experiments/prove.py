@@ -21,7 +21,8 @@ from weightlab import data, models
 from weightlab.analysis import controls, stats
 from weightlab.analysis.inputs import pixel_activity
 from weightlab.backend import keras_for
-from weightlab.config import RunConfig, require_int
+from weightlab.bounds import model_size, require_fits
+from weightlab.config import MAX_SEEDS, RunConfig, require_int
 from weightlab.experiments.run import run_many
 from weightlab.store import FORMAT_VERSION, RunWriter, dumps
 from weightlab.store.format import short_name
@@ -44,10 +45,11 @@ def prove(
     data_dir=None,
     progress=None,
     report: bool = True,
+    stop=None,
     **overrides,
 ) -> Proof:
     """Run the experiment and its controls over ``seeds`` seeds (config.seed, config.seed + 1, …)."""
-    require_int("seeds", seeds, 1, "--seeds")
+    require_int("seeds", seeds, 1, "--seeds", maximum=MAX_SEEDS)
     config = dataclasses.replace(config or RunConfig(), **overrides).resolved()
     keras = keras_for(config.backend)
     from weightlab.train.keras_fit import evaluate, to_inputs
@@ -57,6 +59,9 @@ def prove(
     with RunWriter(out, proof_id) as writer:
         dataset = data.load(config.dataset, data_dir=data_dir)
         fit_samples = config.fit_samples(len(dataset.x_train))
+        # every seed's run and control train together: all of them must fit before anything is built
+        inputs, classes = int(np.prod(dataset.x_train.shape[1:])), max(2, int(dataset.y_train.max()) + 1)
+        require_fits(config, fit_samples, *model_size(config, inputs, classes), runs=2 * seeds)
         activity = pixel_activity(dataset.x_train[:fit_samples])
         # One model whose trainable weights are set for each evaluation. (A model with non-trainable
         # state keeps its initial state here: BatchNormalization's statistics are not in the snapshots.)
@@ -79,6 +84,7 @@ def prove(
             ],
             out=writer.temp / "runs",
             data_dir=data_dir,
+            progress=stop.guard() if stop else None,  # Ctrl-C and SIGTERM stop the training there
             datasets={config.dataset: dataset},
         )
         seed_results = []

@@ -18,6 +18,7 @@ from weightlab import data, models
 from weightlab.analysis.inputs import pixel_activity
 from weightlab.analysis.weights import layer_changes
 from weightlab.backend import keras_for, set_random_seed
+from weightlab.bounds import model_size, require_fits
 from weightlab.config import RunConfig, is_keras_file
 from weightlab.errors import ConfigError
 from weightlab.experiments.record import SAMPLE_WIDTH, config_record, input_analysis, training_path_reason
@@ -64,12 +65,30 @@ def run(
                 f"{resume} was trained on the {saved['path']} path and this setup trains on {trainer.TRAINING_PATH}; "
                 "resume it with the backend it started on"
             )
+        if saved is not None:  # the checkpoint must fit this model and data, or it is refused
+            from weightlab.store.checkpoint import check_resumable
+            from weightlab.train.keras_fit import steps_per_epoch
+
+            samples = len(x_train)
+            check_resumable(
+                Path(resume),
+                saved,
+                orders,
+                model,
+                config.fit_samples(samples),
+                steps_per_epoch(samples, config),
+                config.epochs,
+            )
         # The data orders are kept with each epoch's checkpoint, so a resumed run sees exactly
         # the batches it would have: it takes the saved ones, not those drawn again.
         orders = orders or drawn
         # Snapshots stream into the hidden directory's snapshots.h5 as they are taken; a resumed
         # run's file is cut back to the snapshots its checkpoint counts.
         store = _snapshot_store(writer, model, len(x_train), config, saved["snapshot_steps"] if saved else None)
+        if saved is not None:
+            from weightlab.store.checkpoint import check_snapshots
+
+            check_snapshots(Path(resume), saved, store)
         fitted = trainer.fit(
             model,
             x_train,
@@ -86,14 +105,14 @@ def run(
 
 def _resumable(directory: Path):
     """(config, out, run_id, saved state, data orders) of an interrupted run's hidden directory."""
-    from weightlab.store import read_checkpoint
+    from weightlab.store import read_checkpoint, read_config
 
     if not directory.name.startswith(".incomplete-") or not (directory / "config.json").is_file():
         raise ConfigError(
             f"{directory} is not an interrupted run (a hidden .incomplete-<id> directory with config.json); pass one to --resume"
         )
-    config = RunConfig.from_dict(json.loads((directory / "config.json").read_text())["config"])
-    saved, orders = read_checkpoint(directory)
+    config = read_config(directory)
+    saved, orders = read_checkpoint(directory, config.to_dict())
     return config, directory.parent, directory.name.removeprefix(".incomplete-"), saved, orders
 
 
@@ -104,6 +123,7 @@ def run_many(
     data_dir: str | Path | None = None,
     report: bool = False,
     datasets: dict | None = None,
+    progress=None,
 ) -> list[Run]:
     """Several runs, trained together where they can be, each stored as `run` would store it.
 
@@ -113,7 +133,8 @@ def run_many(
     network; so N runs cost far less than N times one. Any other run trains on its own. Each
     run's initialisation, data order and numbers are its own, as if it had run alone (to float
     rounding). ``datasets`` holds datasets the caller has loaded already, by name (so their
-    prepared arrays are shared, not made again).
+    prepared arrays are shared, not made again). ``progress(steps_done, steps_total, logs)`` is
+    called after every chunk of steps (a `signals.StopFlag.guard` stops the training there).
     """
     configs = [config.resolved() for config in configs]
     stored: dict[int, Run] = {}
@@ -126,7 +147,7 @@ def run_many(
         by_one = is_keras_file(first.model) or (first.model == "cnn" and first.training_path == "auto")
         if alone or first.backend != "jax" or first.training_path == "keras.fit" or by_one:
             for index in (index for pack in packs for index in pack):
-                stored[index] = run(configs[index], out=out, data_dir=data_dir, report=report)
+                stored[index] = run(configs[index], out=out, data_dir=data_dir, report=report, progress=progress)
             continue
         keras = keras_for(first.backend)
         from weightlab.train import fused_jax
@@ -159,7 +180,7 @@ def run_many(
                 for a, b in zip(pack_orders[0], other)
             ):
                 fitted = fused_jax.fit_packed(
-                    models, x_train, labels, first, [pack_orders[0] for pack_orders in orders], sinks=sinks
+                    models, x_train, labels, first, [pack_orders[0] for pack_orders in orders], progress, sinks=sinks
                 )
             else:  # building a model moved numpy's generator (not Keras 3.15's way): each width alone
                 columns = [
@@ -169,6 +190,7 @@ def run_many(
                         labels,
                         first,
                         [pack_orders[k] for pack_orders in orders],
+                        progress,
                         sinks=[pack_sinks[k] for pack_sinks in sinks],
                     )
                     for k in range(len(packs[0]))
@@ -185,10 +207,14 @@ def run_many(
 
 def _snapshot_store(writer: RunWriter, model, samples: int, config: RunConfig, resume_steps=None):
     """The run's snapshots.h5, open for its trainer to stream snapshots into."""
+    from weightlab.store.checkpoint import RESTART
+    from weightlab.store.files import reading
     from weightlab.train.keras_fit import steps_per_epoch
     from weightlab.train.tracker import variable_names
 
-    return writer.snapshot_store(variable_names(model), steps_per_epoch(samples, config), resume_steps=resume_steps)
+    # a resumed run reopens the hidden directory's file: any fault in it is one line, and the run is kept
+    with reading(writer.temp / "snapshots.h5", RESTART) if resume_steps is not None else contextlib.nullcontext():
+        return writer.snapshot_store(variable_names(model), steps_per_epoch(samples, config), resume_steps=resume_steps)
 
 
 def _trained_together(configs: list[RunConfig]) -> list[list[list[int]]]:
@@ -234,6 +260,8 @@ def _load(config: RunConfig, data_dir, loaded: dict | None = None):
         raise ConfigError(
             f"batch_size {config.batch_size} is larger than the {fit_samples} training samples; pass a smaller --batch-size"
         )
+    inputs, classes = int(np.prod(dataset.x_train.shape[1:])), max(2, int(dataset.y_train.max()) + 1)
+    require_fits(config, fit_samples, *model_size(config, inputs, classes))
     return dataset
 
 

@@ -14,14 +14,13 @@ import hashlib
 import itertools
 import json
 import os
-import shutil
 import time
-import traceback
 from pathlib import Path
 
 from weightlab.analysis import aggregate
-from weightlab.config import RunConfig, hidden_text, require_int
-from weightlab.errors import ConfigError, RunDirError, WeightlabError
+from weightlab.config import MAX_SEEDS, RunConfig, hidden_text, require_int
+from weightlab.errors import ConfigError, RunDirError
+from weightlab.experiments.executors import execute_local, execute_ray, run_cell
 from weightlab.fileio import atomic_write
 from weightlab.store import FORMAT_VERSION, dumps
 
@@ -43,7 +42,7 @@ class Sweep:
 
 def cells_of(base: RunConfig, grid: dict[str, list], seeds: int) -> list[Cell]:
     """Every grid point × seed, in a fixed order, each with a name that says what it is."""
-    require_int("seeds", seeds, 1, "--seeds")
+    require_int("seeds", seeds, 1, "--seeds", maximum=MAX_SEEDS)
     fields = list(grid)
     cells = []
     for values in itertools.product(*(grid[field] for field in fields)):
@@ -58,118 +57,18 @@ def cells_of(base: RunConfig, grid: dict[str, list], seeds: int) -> list[Cell]:
     return cells
 
 
+def check_name(name: str) -> None:
+    """A sweep's --name is one plain directory name inside --out: never a path that leaves it, never hidden."""
+    if not name or name in (".", "..") or name.startswith(".") or "/" in name or "\\" in name or "\0" in name:
+        raise ConfigError(
+            f"--name {name!r} is not a plain directory name; pass a name without '/' that does not start with '.'"
+        )
+
+
 def sweep_name(base: RunConfig, grid: dict[str, list], seeds: int) -> str:
     """The same sweep, asked for again, finds the same directory."""
     spec = json.dumps({"base": base.to_dict(), "grid": grid, "seeds": seeds}, sort_keys=True, default=str)
     return f"sweep-{hashlib.sha256(spec.encode()).hexdigest()[:10]}"
-
-
-# -- one cell, wherever it runs -------------------------------------------------------------------
-
-
-def run_cell(config_values: dict, runs_dir: str, cell_id: str, data_dir: str | None) -> dict:
-    """Train one cell into ``runs_dir/cell_id``; returns a small record (never raises for a failed cell)."""
-    from weightlab.experiments.run import run
-
-    start = time.perf_counter()
-    try:
-        run(RunConfig.from_dict(config_values), out=runs_dir, data_dir=data_dir, report=False, run_id=cell_id)
-        return {"cell": cell_id, "status": "complete", "seconds": time.perf_counter() - start}
-    except WeightlabError as error:
-        return {"cell": cell_id, "status": "failed", "error": str(error), "seconds": time.perf_counter() - start}
-    except Exception as error:  # a bug or a crash in one cell must not stop the others
-        return {
-            "cell": cell_id,
-            "status": "failed",
-            "error": f"{type(error).__name__}: {error}",
-            "traceback": traceback.format_exc(),
-            "seconds": time.perf_counter() - start,
-        }
-
-
-def _limit_threads(threads: int) -> None:
-    """Runs first in each worker process: workers share the cores instead of each grabbing all of them."""
-    threads = str(max(1, threads))
-    for name in (
-        "OMP_NUM_THREADS",
-        "OPENBLAS_NUM_THREADS",
-        "MKL_NUM_THREADS",
-        "TF_NUM_INTRAOP_THREADS",
-        "TF_NUM_INTEROP_THREADS",
-    ):
-        os.environ[name] = threads
-    os.environ["XLA_FLAGS"] = (
-        f"{os.environ.get('XLA_FLAGS', '')} --xla_cpu_multi_thread_eigen={'true' if threads != '1' else 'false'} "
-        f"intra_op_parallelism_threads={threads}"
-    ).strip()
-
-
-def _execute_local(pending: list[Cell], runs_dir: Path, data_dir, workers: int, progress) -> list[dict]:
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor, as_completed
-
-    threads = max(1, (os.cpu_count() or 1) // workers)
-    context = multiprocessing.get_context("spawn")  # a fresh interpreter: no inherited Keras backend or threads
-    records = []
-    with ProcessPoolExecutor(
-        max_workers=workers, mp_context=context, initializer=_limit_threads, initargs=(threads,)
-    ) as pool:
-        futures = {
-            pool.submit(run_cell, cell.config.to_dict(), str(runs_dir), cell.cell_id, data_dir): cell
-            for cell in pending
-        }
-        for done, future in enumerate(as_completed(futures), start=1):
-            cell = futures[future]
-            try:
-                records.append(future.result())
-            except Exception as error:  # the worker process itself died (killed, out of memory)
-                records.append({"cell": cell.cell_id, "status": "failed", "error": f"worker died: {error}"})
-            if progress:
-                progress(done, len(pending), cell.cell_id)
-    return records
-
-
-def _execute_ray(pending: list[Cell], runs_dir: Path, data_dir, address: str | None, progress) -> list[dict]:
-    try:
-        import ray
-    except ImportError as error:
-        raise ConfigError("--executor ray needs Ray: pip install 'weightlab[ray]'") from error
-    started_here = not ray.is_initialized()
-    if started_here:
-        # Workers need the same backend choice; the run directories must be on storage every node sees.
-        ray.init(
-            address=address,
-            log_to_driver=False,
-            include_dashboard=False,
-            runtime_env={
-                "env_vars": {key: os.environ[key] for key in ("KERAS_BACKEND", "WEIGHTLAB_HOME") if key in os.environ}
-            },
-        )
-    try:
-        remote = ray.remote(num_cpus=1)(run_cell)
-        references = {
-            remote.remote(cell.config.to_dict(), str(runs_dir), cell.cell_id, data_dir): cell for cell in pending
-        }
-        records, waiting = [], list(references)
-        while waiting:
-            ready, waiting = ray.wait(waiting, num_returns=1)
-            cell = references[ready[0]]
-            try:
-                records.append(ray.get(ready[0]))
-            except Exception as error:
-                records.append(
-                    {
-                        "cell": cell.cell_id,
-                        "status": "failed",
-                        "error": f"ray task failed: {str(error).splitlines()[0]}",
-                    }
-                )
-            if progress:
-                progress(len(records), len(pending), cell.cell_id)
-        return records
-    finally:
-        if started_here:
-            ray.shutdown()
 
 
 # -- the sweep --------------------------------------------------------------------------------
@@ -188,13 +87,16 @@ def sweep(
     data_dir=None,
     progress=None,
     report: bool = True,
+    stop=None,
     **overrides,
 ) -> Sweep:
     """Run every cell of ``grid`` × ``seeds`` not finished yet, then aggregate all of them into sweep.json."""
     if executor not in EXECUTORS:
         raise ConfigError(f"unknown executor {executor!r}: choose one of {', '.join(EXECUTORS)}")
-    workers = workers or os.cpu_count() or 1
+    workers = (os.cpu_count() or 1) if workers is None else workers
     require_int("workers", workers, 1, "--workers")
+    if name is not None:
+        check_name(name)
     base = dataclasses.replace(config or RunConfig(), **overrides).resolved()
     grid = {field: list(values) for field, values in (grid or {"hidden": [16, 64]}).items()}
     for field in grid:
@@ -214,19 +116,22 @@ def sweep(
         raise RunDirError(
             f"cannot create the sweep directory {directory} ({error.strerror}); pass a writable --out"
         ) from error
-    for stale in runs_dir.glob(".incomplete-*"):  # a cell cut off halfway: start it again
-        shutil.rmtree(stale, ignore_errors=True)
     previous = _read_previous(directory)
     pending = [cell for cell in cells if not (runs_dir / cell.cell_id / "summary.json").is_file()]
 
     start = time.perf_counter()
     if pending:
         if executor == "ray":
-            records = _execute_ray(pending, runs_dir, data_dir, address, progress)
+            records = execute_ray(pending, runs_dir, data_dir, address, progress, stop)
         elif workers == 1:
-            records = [run_cell(cell.config.to_dict(), str(runs_dir), cell.cell_id, data_dir) for cell in pending]
+            records = []
+            check = stop.guard() if stop is not None else None  # checked inside each cell's training too
+            for cell in pending:
+                if check is not None:
+                    check()
+                records.append(run_cell(cell.config.to_dict(), str(runs_dir), cell.cell_id, data_dir, check))
         else:
-            records = _execute_local(pending, runs_dir, data_dir, min(workers, len(pending)), progress)
+            records = execute_local(pending, runs_dir, data_dir, min(workers, len(pending)), progress, stop)
     else:
         records = []
     result = summarise(base, grid, seeds, cells, runs_dir, {r["cell"]: r for r in records}, previous)
@@ -246,9 +151,14 @@ def sweep(
 
 
 def _read_previous(directory: Path) -> dict:
+    """The last invocation's record of each cell (its failures); a missing or damaged sweep.json counts as none."""
+    from weightlab.store import read_sweep
+
+    if not (directory / "sweep.json").is_file():
+        return {}
     try:
-        return {cell["cell"]: cell for cell in json.loads((directory / "sweep.json").read_text())["cells"]}
-    except (OSError, ValueError, KeyError):
+        return {cell["cell"]: cell for cell in read_sweep(directory)["cells"]}
+    except RunDirError:
         return {}
 
 

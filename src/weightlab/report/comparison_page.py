@@ -109,10 +109,10 @@ def side_by_side(axis: str, result: dict, runs: dict) -> tuple[Replay, list[Figu
 
 
 def comparison_report(path: Path, result: dict) -> str:
-    from weightlab.store import read_run
+    from weightlab.store import member_run
 
     axis = result["axis"]
-    runs = {v["value"]: [read_run(path / "runs" / run_id) for run_id in v["runs"]] for v in result["variants"]}
+    runs = {v["value"]: [member_run(path, run_id) for run_id in v["runs"]] for v in result["variants"]}
     curves = [(str(v["value"]), [r.summary["history"] for r in runs[v["value"]]]) for v in result["variants"]]
     rows = [
         (f"{axis}={v['value']}", v["test_accuracy_after"], colour)
@@ -178,7 +178,7 @@ def comparison_report(path: Path, result: dict) -> str:
 
 
 def sweep_report(path: Path, result: dict) -> str:
-    from weightlab.store import read_run
+    from weightlab.store import member_run
 
     axes = list(result["grid"])
     finished = [point for point in result["points"] if point["finished"]]
@@ -190,7 +190,7 @@ def sweep_report(path: Path, result: dict) -> str:
     curves = []
     for point in finished:
         cells = [c for c in result["cells"] if c["point"] == point["point"] and c["status"] == "complete"]
-        curves.append((name(point), [read_run(path / "runs" / c["cell"]).summary["history"] for c in cells]))
+        curves.append((name(point), [member_run(path, c["cell"]).summary["history"] for c in cells]))
     sections = []
     if finished:
         rows = [(name(p), p["test_accuracy_after"], colour) for p, colour in zip(finished, charts.colours())]

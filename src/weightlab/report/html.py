@@ -196,31 +196,30 @@ def render(figures=(), replay: Replay | None = None, **context) -> str:
 
 
 def write_report(directory: str | os.PathLike, dataset=None) -> Path:
-    """Render the report of a run, proof, comparison or sweep directory into its report.html (atomically)."""
-    from weightlab.store import read_run
+    """Render the report of a run, proof, comparison or sweep directory into its report.html (atomically).
+
+    Every file is read through `weightlab.store`, which checks it against its schema first.
+    """
+    from weightlab import store
 
     directory = Path(directory)
-    if (directory / "proof.json").is_file():
+    kind = store.read_directory(directory)
+    if kind == "proof":
         from weightlab.report.proof_page import proof_report
 
-        page = proof_report(directory, json.loads((directory / "proof.json").read_text()))
-    elif (directory / "comparison.json").is_file():
+        page = proof_report(directory, store.read_proof(directory))
+    elif kind == "comparison":
         from weightlab.report.comparison_page import comparison_report
 
-        page = comparison_report(directory, json.loads((directory / "comparison.json").read_text()))
-    elif (directory / "sweep.json").is_file():
+        page = comparison_report(directory, store.read_comparison(directory)[0])
+    elif kind == "sweep":
         from weightlab.report.comparison_page import sweep_report
 
-        page = sweep_report(directory, json.loads((directory / "sweep.json").read_text()))
-    elif (directory / "summary.json").is_file():
+        page = sweep_report(directory, store.read_sweep(directory))
+    else:
         from weightlab.report.run_page import run_report
 
-        page = run_report(read_run(directory), dataset=dataset)
-    else:
-        raise RunDirError(
-            f"{directory} holds no summary.json, proof.json, comparison.json or "
-            "sweep.json; pass a directory made by weightlab run, prove, compare or sweep"
-        )
+        page = run_report(store.read_run(directory), dataset=dataset)
     target = directory / "report.html"
     with atomic_write(target, encoding="utf-8") as handle:
         handle.write(page)

@@ -43,13 +43,13 @@ def endpoint_plane(trained: np.ndarray, shuffled: np.ndarray) -> tuple[np.ndarra
 def paths_section(path: Path, result: dict) -> FigureSection | None:
     """The first seed's trained and shuffled-labels runs, both from the same W₀, in one plane."""
     from weightlab.errors import RunDirError
-    from weightlab.store import read_run
+    from weightlab.store import member_run
 
     if not result.get("runs"):
         return None
     names = result["runs"][0]
     try:
-        runs = {kind: read_run(path / "runs" / names[kind]) for kind in ("trained", "shuffled_labels")}
+        runs = {kind: member_run(path, names[kind]) for kind in ("trained", "shuffled_labels")}
     except (RunDirError, KeyError):
         return None
     snapshots = {kind: run.snapshots() for kind, run in runs.items()}

@@ -307,8 +307,7 @@ def _divergence_sentence(summary: dict) -> str:
 
 def _footer(stored_run) -> list[tuple[str, str]]:
     s = stored_run.summary
-    config_file = stored_run.path / "config.json"
-    versions = json.loads(config_file.read_text()).get("versions", {}) if config_file.is_file() else {}
+    versions = stored_run.config_file().get("versions", {}) if (stored_run.path / "config.json").is_file() else {}
     epoch_seconds = stored_run.history().get("seconds", [])
     return [
         ("run", s["run_id"]),

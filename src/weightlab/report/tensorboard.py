@@ -19,6 +19,9 @@ def export(stored_run, logdir: str | os.PathLike, max_points: int = 1000) -> Pat
 
     Per-step scalars are written for at most ``max_points`` evenly spaced steps.
     """
+    # Every file is read (and checked) before TensorFlow starts: a damaged run fails in one line.
+    history, steps = stored_run.history(), stored_run.steps()
+    snapshot_steps, _, weights = stored_run.snapshots()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     try:
         import tensorboard  # noqa: F401  (TensorFlow's summary ops are implemented there)
@@ -29,8 +32,6 @@ def export(stored_run, logdir: str | os.PathLike, max_points: int = 1000) -> Pat
     import tensorflow as tf
 
     logdir = Path(logdir)
-    history, steps = stored_run.history(), stored_run.steps()
-    snapshot_steps, _, weights = stored_run.snapshots()
     steps_per_epoch = max(1, stored_run.summary["steps"] // max(1, stored_run.config.epochs))
     writer = tf.summary.create_file_writer(str(logdir))
     with writer.as_default():

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import datetime
+import hashlib
 import json
 import math
 import secrets
-from pathlib import PurePath
+from pathlib import Path, PurePath
 
 import numpy as np
 
@@ -14,6 +15,8 @@ from weightlab.config import RunConfig, hidden_text
 
 FORMAT_VERSION = 1
 CHECKPOINT = "checkpoint.npz"  # in an unfinished run's hidden directory only
+DIGESTS = "digests.json"  # the SHA-256 of every other file, written when the directory is committed
+UNDIGESTED = ("report.html", DIGESTS)  # a report is rendered again at will; it is never read back
 HISTORY_COLUMNS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "seconds")
 TEMP_PREFIX = ".incomplete-"
 
@@ -49,3 +52,12 @@ def jsonable(value):
 
 def dumps(value) -> str:
     return json.dumps(jsonable(value), indent=2, allow_nan=False)
+
+
+def file_digest(path: Path) -> str:
+    """The SHA-256 of a file's bytes, read in blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

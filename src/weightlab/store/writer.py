@@ -13,7 +13,16 @@ import numpy as np
 
 from weightlab.errors import RunDirError
 from weightlab.fileio import atomic_write
-from weightlab.store.format import CHECKPOINT, HISTORY_COLUMNS, TEMP_PREFIX, dumps
+from weightlab.store.format import (
+    CHECKPOINT,
+    DIGESTS,
+    FORMAT_VERSION,
+    HISTORY_COLUMNS,
+    TEMP_PREFIX,
+    UNDIGESTED,
+    dumps,
+    file_digest,
+)
 from weightlab.store.snapshots import SNAPSHOTS, SnapshotFile
 
 
@@ -42,6 +51,7 @@ class RunWriter:
             ) from error
         self.path = self.out / run_id
         self._snapshot_files: list[SnapshotFile] = []
+        self._snapshot_digest_cache: list[str] = []  # digests of the snapshots already streamed, for checkpoints
         if self.path.exists():
             if not adopt:  # an adopted directory is an interrupted run: never the writer's to remove
                 shutil.rmtree(self.temp, ignore_errors=True)
@@ -135,35 +145,45 @@ class RunWriter:
     def write_landscape(self, landscape: dict[str, np.ndarray], name: str = "landscape.npz") -> None:
         np.savez(self.temp / name, **landscape)  # type: ignore[arg-type]
 
-    def write_checkpoint(self, saved: dict, orders: list[np.ndarray]) -> None:
+    def write_checkpoint(self, saved: dict, orders) -> None:
         """Everything needed to continue this run from the epoch just finished (replaced each epoch).
 
         The snapshots are not in it: they are in the hidden directory's snapshots.h5 already, which
-        a resumed run cuts back to the checkpoint's ``snapshot_steps``.
+        a resumed run cuts back to the checkpoint's ``snapshot_steps``. It is stored with the digest
+        of the config in this directory's config.json and a digest of every array (see `checkpoint`),
+        so that an altered or foreign checkpoint is refused, not resumed.
         """
-        arrays = {
-            "path": np.asarray(saved["path"]),  # the training path that wrote it, and must continue it
-            "epochs_done": np.asarray(saved["epochs_done"]),
-            "orders": np.stack(orders),
-            "losses": saved["losses"],
-            "norms": saved["norms"],
-            "snapshot_steps": np.asarray(saved["snapshot_steps"]),
-            "epoch_seconds": np.asarray(saved["epoch_seconds"]),
-            "history": np.asarray(json.dumps(saved["history"])),
-        }
-        if saved.get("corrects") is not None:  # per-step correct counts: the fused path's accuracy
-            arrays["corrects"] = saved["corrects"]
-        for group, leaves in enumerate(saved["state"]):
-            for index, leaf in enumerate(leaves):
-                arrays[f"state_{group}_{index}"] = leaf
+        from weightlab.store.checkpoint import checkpoint_arrays
+
+        config = json.loads((self.temp / "config.json").read_text())["config"]
+        arrays: dict = checkpoint_arrays(saved, orders, config, self._snapshot_digests(len(saved["snapshot_steps"])))
         with atomic_write(self.temp / CHECKPOINT, "wb") as handle:
             np.savez(handle, **arrays)
+
+    def _snapshot_digests(self, count: int) -> list[str] | None:
+        """The digests of the first ``count`` snapshots streamed into this directory's snapshots.h5 (each read once)."""
+        from weightlab.store.checkpoint import snapshot_digest
+
+        stores = [store for store in self._snapshot_files if store.path == self.temp / SNAPSHOTS]
+        if not stores:
+            return None
+        known = self._snapshot_digest_cache
+        del known[count:]
+        known.extend(snapshot_digest(stores[-1].at(index)) for index in range(len(known), count))
+        return list(known)
 
     def commit(self) -> Path:
         """Make the run visible: flush every file, then one rename."""
         for store in self._snapshot_files:
             store.close()
         (self.temp / CHECKPOINT).unlink(missing_ok=True)  # for --resume only; a finished run needs none
+        # Every file's digest: a reader refuses a file damaged or swapped after this moment.
+        digests = {
+            file.name: file_digest(file)
+            for file in sorted(self.temp.iterdir())
+            if file.is_file() and file.name not in UNDIGESTED
+        }
+        self.write_json(DIGESTS, {"format_version": FORMAT_VERSION, "sha256": digests})
         for file in self.temp.iterdir():
             if file.is_file():  # subdirectories (a proof's runs) were committed on their own
                 with open(file, "rb") as handle:

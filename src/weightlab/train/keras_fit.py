@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import keras
 import numpy as np
 
 from weightlab.config import RunConfig
+from weightlab.train.orders import EpochOrders
 from weightlab.train.schedule import snapshot_schedule
 from weightlab.train.snapshots import Snapshots
 from weightlab.train.tracker import TrackedWeights, WeightTracker, variable_names
@@ -107,15 +108,16 @@ def _fit_would_build(model) -> bool:
     )
 
 
-def draw_orders(model, fit_samples: int, epochs: int) -> list[np.ndarray]:
-    """The data order of each epoch, drawn now from numpy's global generator as `model.fit` draws it on JAX.
+def draw_orders(model, fit_samples: int, epochs: int) -> EpochOrders:
+    """The data order of each epoch, from numpy's global generator as `model.fit` draws it on JAX.
 
     Call it right after seeding and building the model, where `model.fit` would start.
-    Keras's JAX and NumPy data adapters draw ``np.random.permutation(n)`` once per epoch.
+    Keras's JAX and NumPy data adapters draw ``np.random.permutation(n)`` once per epoch; the
+    orders are drawn as each epoch asks for its own (`EpochOrders`), not all of them now.
     """
     if _fit_would_build(model):
         np.random.permutation(fit_samples)  # Keras's build pass draws (and discards) one permutation
-    return [np.random.permutation(fit_samples) for _ in range(epochs)]
+    return EpochOrders.from_global(fit_samples, epochs)
 
 
 def fit(
@@ -125,7 +127,7 @@ def fit(
     config: RunConfig,
     progress: ProgressHook | None = None,
     *,
-    orders: list[np.ndarray] | None = None,
+    orders: Sequence[np.ndarray] | None = None,
     checkpoint: Callable[[dict], None] | None = None,
     resume: dict | None = None,
     snapshots: Snapshots | None = None,
