@@ -40,7 +40,11 @@ def test_the_cnn_reaches_98_5_percent_in_five_epochs(tmp_path):
 
     run = weightlab.run(model="cnn", out=tmp_path, report=False)
     s = run.summary
-    assert s["training_path"] == "fused-jax" and s["parameters"] == 56714
+    import jax
+
+    # auto trains a convnet on model.fit on the CPU (faster there than the fused scan: see fused_program)
+    assert s["training_path"] == ("keras.fit" if jax.default_backend() == "cpu" else "fused-jax")
+    assert s["parameters"] == 56714
     assert s["history"]["val_accuracy"][0] >= 0.975
     assert s["test_accuracy_after"] >= 0.985
     assert s["frozen_inputs"] is None and "convolution" in s["frozen_inputs_note"]
