@@ -7,52 +7,36 @@ with the others, ``--repeats`` times. The table gives medians: whole-process sec
 training step (training time / steps, validation included), the same for the epochs after the
 first (whose time also holds tracing and compiling or loading the program), whole-process time as a multiple
 of the plain TensorFlow script's (0.20× is five times faster), test accuracy (for compare: the
-64-unit variant's mean) and peak resident memory.
+64-unit variant's mean) and peak resident memory. Written to stdout and results/bench.md.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
+import math
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-from rich.console import Console
-from rich.table import Table
+from tables import HERE, PYTHON, WEIGHTLAB, markdown, measure_process, publish  # benchmarks/ is the script's path
 
-HERE = Path(__file__).resolve().parent
-PYTHON = sys.executable
-WEIGHTLAB = [PYTHON, "-m", "weightlab.cli"]
-
-# A wrapper that runs a command and reports its own peak memory: RUSAGE_CHILDREN of a fresh
-# process is the peak of that one child, not of every process this benchmark has started.
-MEASURE = (
-    "import resource, subprocess, sys, time, json\n"
-    "start = time.perf_counter()\n"
-    "result = subprocess.run(sys.argv[1:], capture_output=True, text=True)\n"
-    "seconds = time.perf_counter() - start\n"
-    "peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024\n"
-    "print(json.dumps({'rc': result.returncode, 'seconds': seconds, 'peak_bytes': peak, 'stdout': result.stdout, 'stderr': result.stderr[-2000:]}))\n"
-)
+TF_SCRIPT = "tutorial script, Keras/TensorFlow"
+TRACKED = "`weightlab run` (replay, report, norms every 10th step: the default)"
+UNTRACKED = "`weightlab run --no-step-stats`"
+EVERY_STEP = "`weightlab run --step-stats-every 1`"
+MNIST_TRAIN = 60_000  # the training images a comparison's steps are counted from (its JSON holds no step count)
 
 
 def contenders(out: str) -> dict[str, tuple[list[str], dict[str, str]]]:
     run = WEIGHTLAB + ["run", "--json", "--out", out]
     return {
-        "tutorial script, Keras/TensorFlow": (
-            [PYTHON, str(HERE / "tutorial_keras.py")],
-            {"KERAS_BACKEND": "tensorflow"},
-        ),
+        TF_SCRIPT: ([PYTHON, str(HERE / "tutorial_keras.py")], {"KERAS_BACKEND": "tensorflow"}),
         "tutorial script, Keras/JAX": ([PYTHON, str(HERE / "tutorial_keras.py")], {"KERAS_BACKEND": "jax"}),
-        "weightlab run (tracking on)": (run, {}),
-        "weightlab run (tracking off)": (run + ["--no-step-stats"], {}),
-        "weightlab compare --hidden 16 64 --seeds 3": (
+        TRACKED: (run, {}),
+        UNTRACKED: (run + ["--no-step-stats"], {}),
+        EVERY_STEP: (run + ["--step-stats-every", "1"], {}),
+        "`weightlab compare --hidden 16 64 --seeds 3` (six trainings)": (
             WEIGHTLAB + ["compare", "--hidden", "16", "64", "--seeds", "3", "--json", "--out", out],
             {},
         ),
@@ -60,19 +44,15 @@ def contenders(out: str) -> dict[str, tuple[list[str], dict[str, str]]]:
 
 
 def measure(command: list[str], env: dict[str, str], out: str) -> dict:
-    result = subprocess.run(
-        [PYTHON, "-c", MEASURE, *command], capture_output=True, text=True, env={**os.environ, **env}
-    )
-    record = json.loads(result.stdout)
-    if record["rc"] != 0:
-        raise SystemExit(f"benchmark command failed: {' '.join(command)}\n{record['stderr']}")
-    # the plain script prints Keras epoch lines then one JSON line; weightlab --json prints one JSON document
-    stdout = record["stdout"].strip()
-    output = json.loads(stdout) if stdout.startswith("{") else json.loads(stdout.splitlines()[-1])
-    if "variants" in output:  # a comparison: six trainings; report the sum of their training and the 64-unit accuracy
-        seeds = len(output["seeds"])
-        train = sum(v["train_seconds"]["mean"] * seeds for v in output["variants"])
-        steps = sum(v["test_accuracy_after"]["n"] for v in output["variants"]) * 8440
+    record = measure_process(command, env)
+    output = record["output"]
+    if "variants" in output:  # a comparison: its trainings, counted once however they were packed
+        # Runs trained in one program all report that program's seconds: each distinct value is one program.
+        train = sum({value for v in output["variants"] for value in v["train_seconds"]["values"]})
+        config = output["config"]
+        fit_samples = math.floor(MNIST_TRAIN * (1 - config["validation_split"]))
+        runs = len(output["values"]) * len(output["seeds"])
+        steps = runs * config["epochs"] * math.ceil(fit_samples / config["batch_size"])
         accuracy = output["variants"][-1]["test_accuracy_after"]["mean"]
         steady = None
     else:
@@ -99,60 +79,56 @@ def _steady_step_seconds(output: dict, out: str, steps: int) -> float:
     return statistics.median(epochs[1:]) / (steps / len(epochs))
 
 
+def median(records: list[dict], key: str) -> float | None:
+    values = [r[key] for r in records if r[key] is not None]
+    return statistics.median(values) if values else None
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
-    console = Console(width=150)
     with tempfile.TemporaryDirectory(prefix="weightlab-bench-") as out:
         runs = contenders(out)
         results: dict[str, list[dict]] = {name: [] for name in runs}
         for repeat in range(args.repeats):
             for name, (command, env) in runs.items():  # alternating, so drift hits every contender alike
-                console.print(f"[dim]repeat {repeat + 1}/{args.repeats}: {name}[/]")
+                print(f"repeat {repeat + 1}/{args.repeats}: {name}", file=sys.stderr, flush=True)
                 results[name].append(measure(command, env, out))
 
-    baseline = statistics.median(r["seconds"] for r in results["tutorial script, Keras/TensorFlow"])
-    table = Table(
-        title=(
-            f"The tutorial's experiment, whole process, median of {args.repeats} "
-            f"({time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores, {platform.machine()})"
-        )
-    )
-    for column in (
-        "what",
-        "whole process",
-        "train",
-        "µs/step",
-        "µs/step after epoch 1",
-        "time vs TF script",
-        "test acc",
-        "peak memory",
-    ):
-        table.add_column(column, justify="left" if column == "what" else "right")
+    baseline = median(results[TF_SCRIPT], "seconds")
+    rows = []
     for name, records in results.items():
-        seconds = statistics.median(r["seconds"] for r in records)
-        train = statistics.median(r["train_seconds"] for r in records)
-        steady = [r["steady_step_seconds"] for r in records if r["steady_step_seconds"] is not None]
-        table.add_row(
-            name,
-            f"{seconds:.1f} s",
-            f"{train:.1f} s",
-            f"{1e6 * train / records[0]['steps']:,.0f}",
-            f"{1e6 * statistics.median(steady):,.0f}" if steady else "—",
-            f"{seconds / baseline:.2f}×",
-            f"{statistics.median(r['test_accuracy'] for r in records):.4f}",
-            f"{statistics.median(r['peak_bytes'] for r in records) / 2**30:.2f} GiB",
+        seconds, train, steady = (median(records, key) for key in ("seconds", "train_seconds", "steady_step_seconds"))
+        rows.append(
+            [
+                name,
+                f"{seconds:.1f} s",
+                f"{train:.1f} s",
+                f"{1e6 * train / records[0]['steps']:,.0f}",
+                f"{1e6 * steady:,.0f}" if steady else "—",
+                f"{seconds / baseline:.2f}× ({baseline / seconds:.1f}× faster)",
+                f"{median(records, 'test_accuracy'):.4f}",
+                f"{median(records, 'peak_bytes') / 2**30:.2f} GiB",
+            ]
         )
-    console.print(table)
-    for measure_name, key in (
-        ("training time", "train_seconds"),
-        ("steady-state step time", "steady_step_seconds"),
-        ("whole-process time", "seconds"),
-    ):
-        on = statistics.median(r[key] for r in results["weightlab run (tracking on)"])
-        off = statistics.median(r[key] for r in results["weightlab run (tracking off)"])
-        console.print(f"Per-step tracking costs {100 * (on / off - 1):+.1f}% of {measure_name} (medians, on vs off).")
+    notes = []
+    for variant in (TRACKED, EVERY_STEP):
+        for measure_name, key in (("steady-state step", "steady_step_seconds"), ("whole process", "seconds")):
+            on, off = median(results[variant], key), median(results[UNTRACKED], key)
+            notes.append(
+                f"- {variant} costs {100 * (on / off - 1):+.1f}% of the {measure_name} (medians, against {UNTRACKED})."
+            )
+    columns = ["what", "whole process", "train", "µs/step", "µs/step after epoch 1", "time vs TF script"]
+    publish(
+        "bench",
+        markdown(
+            f"The tutorial's experiment, whole process, median of {args.repeats}",
+            columns + ["test acc", "peak memory"],
+            rows,
+            notes,
+        ),
+    )
 
 
 if __name__ == "__main__":
