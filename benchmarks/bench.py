@@ -46,9 +46,9 @@ def contenders(out: str) -> dict[str, tuple[list[str], dict[str, str]]]:
 def measure(command: list[str], env: dict[str, str], out: str) -> dict:
     record = measure_process(command, env)
     output = record["output"]
-    if "variants" in output:  # a comparison: its trainings, counted once however they were packed
-        # Runs trained in one program all report that program's seconds: each distinct value is one program.
-        train = sum({value for v in output["variants"] for value in v["train_seconds"]["values"]})
+    if "variants" in output:  # a comparison: the sum of its trainings
+        # Runs trained in one program are each charged their share of its time: the shares add up to it.
+        train = sum(value for v in output["variants"] for value in v["train_seconds"]["values"])
         config = output["config"]
         fit_samples = math.floor(MNIST_TRAIN * (1 - config["validation_split"]))
         runs = len(output["values"]) * len(output["seeds"])
