@@ -17,7 +17,7 @@ TORCH_WHEELS  ?= $(firstword $(PIP_FIND_LINKS))
 NEED_TORCH_WHEELS = @test -n "$(TORCH_WHEELS)" || { echo "make: name where torch $(TORCH_VERSION)'s CPU wheel is: make $@ TORCH_WHEELS=DIR_OR_INDEX_PAGE"; exit 2; }
 LOCK_FLAGS := --generate-hashes --python-version 3.11 --custom-compile-command "make lock" --quiet
 
-.PHONY: run test lint data browser bench lock torch clean
+.PHONY: run test lint data browser bench bench-scaling lock torch clean
 
 $(UV):
 	$(PYTHON) -m pip install --quiet --disable-pip-version-check --target $(UV_HOME) 'uv==$(UV_VERSION)'
@@ -66,8 +66,13 @@ lint: $(STAMP)
 test: lint data browser
 	$(BIN)/python -m pytest -q $(ARGS)
 
+# The side-by-side table (≈12 min on 2 cores), then the scaling tables (≈6 min); each also goes to benchmarks/results/.
 bench: data
 	$(BIN)/python benchmarks/bench.py $(ARGS)
+	$(BIN)/python benchmarks/scaling.py
+
+bench-scaling: data
+	$(BIN)/python benchmarks/scaling.py $(ARGS)
 
 clean:
 	rm -rf $(VENV) $(UV_HOME) build src/*.egg-info .pytest_cache

@@ -1,0 +1,222 @@
+"""How weightlab's cost grows with the work: width, seeds trained together, snapshots, a convnet.
+
+    make bench-scaling         # or: .venv/bin/python benchmarks/scaling.py [--only width,seeds,snapshots,cnn]
+
+Each measurement is one whole process (`weightlab run --json` or `run_many` in a fresh
+interpreter), run one after another, once. Each table goes to stdout and results/scaling-<name>.md.
+Steady state is the median epoch after the first (the first also traces and compiles), per step.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from tables import HERE, PYTHON, WEIGHTLAB, markdown, measure_process, publish  # benchmarks/ is the script's path
+
+BATCH, INPUTS, CLASSES, STEPS_PER_EPOCH = 32, 784, 10, 1688
+WIDTHS = (16, 64, 256, 1024, 4096)
+SEEDS = (1, 2, 4, 8, 16)
+SNAPSHOTS = (6, 24, 48, 100, 200)
+
+RUN_MANY = """
+import json, sys, tempfile, time
+from weightlab.config import RunConfig
+from weightlab.experiments.run import run_many
+with tempfile.TemporaryDirectory() as out:
+    start = time.perf_counter()
+    runs = run_many([RunConfig(seed=seed) for seed in range(int(sys.argv[1]))], out=out)
+    seconds = time.perf_counter() - start
+# runs trained together are each charged their share of the program's time: the shares add up to it
+print(json.dumps({"train_seconds": sum(run.summary["train_seconds"] for run in runs), "seconds": seconds}))
+"""
+
+
+def steady_step_seconds(epoch_seconds: list[float], steps_per_epoch: int = STEPS_PER_EPOCH) -> float:
+    return statistics.median(epoch_seconds[1:]) / steps_per_epoch
+
+
+def run_epochs(out: str, run_id: str) -> list[float]:
+    """A run directory's epoch seconds, from its history.csv."""
+    lines = (Path(out) / run_id / "history.csv").read_text().splitlines()[1:]
+    return [float(line.split(",")[-1]) for line in lines]
+
+
+def weightlab_run(out: str, *flags: str) -> dict:
+    record = measure_process(WEIGHTLAB + ["run", "--json", "--out", out, *flags])
+    record["epochs"] = run_epochs(out, record["output"]["run_id"])
+    return record
+
+
+def gemm_flops(width: int) -> int:
+    """Floating-point operations of one training step's matrix products for 784 -> width -> 10 at batch 32.
+
+    Forward x·K1 and h·K2; backward the two kernel gradients xᵀ·δ1, hᵀ·δ2 and δ2·K2ᵀ (the input's
+    gradient is not needed). Each m×k·k×n product is 2mkn operations.
+    """
+    return 2 * BATCH * width * (2 * INPUTS + 3 * CLASSES)
+
+
+def gemm_rate(width: int = 4096, repeats: int = 200) -> tuple[float, str]:
+    """This machine's float32 matrix-product rate (operations/s) on a step's two large products, best of numpy and JAX."""
+    import jax
+    import jax.numpy as jnp
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((BATCH, INPUTS), dtype=np.float32)
+    kernel = rng.standard_normal((INPUTS, width), dtype=np.float32)
+    delta = rng.standard_normal((BATCH, width), dtype=np.float32)
+    flops = 2 * 2 * BATCH * INPUTS * width  # x·K and xᵀ·δ
+
+    def best(step) -> float:
+        step()
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            step()
+            times.append(time.perf_counter() - start)
+        return flops / min(times)
+
+    numpy_rate = best(lambda: (x @ kernel, x.T @ delta))
+    products = jax.jit(lambda x, k, d: (x @ k, x.T @ d))
+    args = [jnp.asarray(a) for a in (x, kernel, delta)]
+    jax_rate = best(lambda: jax.block_until_ready(products(*args)))
+    return max(numpy_rate, jax_rate), f"numpy {numpy_rate / 1e9:.0f}, XLA {jax_rate / 1e9:.0f} GFLOP/s"
+
+
+def width_table(out: str) -> str:
+    rate, rates = gemm_rate()
+    rows = []
+    for width in WIDTHS:
+        record = weightlab_run(out, "--hidden", str(width), "--epochs", "2", "--snapshots", "6")
+        step = steady_step_seconds(record["epochs"])
+        floor = gemm_flops(width) / rate
+        rows.append(
+            [
+                f"{width:,}",
+                f"{record['output']['parameters']:,}",
+                f"{1e6 * step:,.0f}",
+                f"{gemm_flops(width) / 1e6:,.1f}",
+                f"{1e6 * floor:,.1f}",
+                f"{step / floor:.1f}×",
+                f"{record['seconds']:.1f} s",
+            ]
+        )
+    return markdown(
+        "µs per training step against hidden width (`weightlab run --hidden W --epochs 2 --snapshots 6`)",
+        [
+            "hidden width",
+            "parameters",
+            "µs/step (epoch 2)",
+            "GEMM MFLOP/step",
+            "GEMM floor µs",
+            "step / floor",
+            "whole process",
+        ],
+        rows,
+        [
+            f"GEMM floor: the step's forward and backward matrix products at this machine's measured float32 rate, "
+            f"{rate / 1e9:.0f} GFLOP/s (best of: {rates}; products (32×784)·(784×4096) and (784×32)·(32×4096)).",
+            "The epoch also holds the validation pass (≈3% of its products) and the Adam update (memory-bound).",
+        ],
+    )
+
+
+def seeds_table() -> str:
+    rows = []
+    for seeds in SEEDS:
+        record = measure_process([PYTHON, "-c", RUN_MANY, str(seeds)])
+        train = record["output"]["train_seconds"]
+        rows.append(
+            [
+                str(seeds),
+                f"{train:.1f} s",
+                f"{seeds / train:.2f}",
+                f"{record['output']['seconds']:.1f} s",
+                f"{seeds / record['output']['seconds']:.2f}",
+                f"{record['peak_bytes'] / 2**30:.2f} GiB",
+            ]
+        )
+    return markdown(
+        "Runs per second against seeds trained together (`run_many` of N default runs, one process)",
+        ["seeds", "training", "runs/s (training)", "run_many call", "runs/s (call)", "peak memory"],
+        rows,
+        [
+            "`training`: the vmapped program's time (5 epochs, compilation included); the call adds each run's evaluation, analysis and writing."
+        ],
+    )
+
+
+def snapshots_table(out: str) -> str:
+    rows = []
+    for snapshots in SNAPSHOTS:
+        record = weightlab_run(out, "--snapshots", str(snapshots))
+        run_dir = Path(out) / record["output"]["run_id"]
+        rows.append(
+            [
+                str(snapshots),
+                f"{record['seconds']:.1f} s",
+                f"{record['output']['train_seconds']:.1f} s",
+                f"{record['seconds'] - record['output']['train_seconds']:.1f} s",
+                f"{(run_dir / 'snapshots.h5').stat().st_size / 2**20:.1f} MiB",
+                f"{record['peak_bytes'] / 2**30:.2f} GiB",
+            ]
+        )
+    return markdown(
+        "Time and peak memory against snapshots kept (`weightlab run --snapshots N`, whole process)",
+        ["snapshots", "whole process", "training", "everything else", "snapshots.h5", "peak memory"],
+        rows,
+    )
+
+
+def cnn_table(out: str, epochs: int = 2) -> str:
+    fused = weightlab_run(out, "--model", "cnn", "--epochs", str(epochs))
+    plain = measure_process([PYTHON, str(HERE / "cnn_keras.py"), str(epochs)], {"KERAS_BACKEND": "jax"})
+    rows = []
+    for name, record, epochs_seconds in (
+        ("`weightlab run --model cnn`", fused, fused["epochs"]),
+        ("plain Keras/JAX `model.fit`, same CNN", plain, plain["output"]["epoch_seconds"]),
+    ):
+        output = record["output"]
+        rows.append(
+            [
+                name,
+                f"{1e6 * steady_step_seconds(epochs_seconds):,.0f}",
+                f"{output['train_seconds']:.1f} s",
+                f"{record['seconds']:.1f} s",
+                f"{output.get('test_accuracy', output.get('test_accuracy_after')):.4f}",
+                f"{record['peak_bytes'] / 2**30:.2f} GiB",
+            ]
+        )
+    return markdown(
+        f"The convnet (`--model cnn`, {epochs} epochs) against plain `model.fit` of the same network",
+        ["what", "µs/step (epoch 2)", "train", "whole process", "test acc", "peak memory"],
+        rows,
+        ["weightlab's whole process also evaluates 48 snapshots, computes the landscape and writes the report."],
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", default="width,seeds,snapshots,cnn", help="comma-separated tables to measure")
+    chosen = parser.parse_args().only.split(",")
+    with tempfile.TemporaryDirectory(prefix="weightlab-scaling-") as out:
+        for name, table in (
+            ("width", lambda: width_table(out)),
+            ("seeds", seeds_table),
+            ("snapshots", lambda: snapshots_table(out)),
+            ("cnn", lambda: cnn_table(out)),
+        ):
+            if name in chosen:
+                start = time.perf_counter()
+                text = table()
+                publish(f"scaling-{name}", text + f"\n(measured in {time.perf_counter() - start:.0f} s)\n")
+
+
+if __name__ == "__main__":
+    main()
