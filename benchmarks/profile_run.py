@@ -9,7 +9,9 @@ The table goes to stdout and results/profile.md.
 
 from __future__ import annotations
 
+import argparse
 import functools
+import json
 import statistics
 import subprocess
 import tempfile
@@ -25,6 +27,7 @@ class Stages:
     def __init__(self) -> None:
         self.seconds: dict[str, float] = defaultdict(float)
         self.stack: list[list] = []  # [stage, start, seconds of nested stages]
+        self.repeated: dict[str, float] = {}  # a second call's seconds, by function name (see `again`)
 
     def wrap(self, owner, name: str, stage: str) -> None:
         original = getattr(owner, name)
@@ -44,6 +47,31 @@ class Stages:
         setattr(owner, name, timed)
 
 
+def again(stages: Stages, owner, name: str) -> None:
+    """Call ``owner.name`` a second time on the same arguments, timed apart: its cost once traced and compiled."""
+    original = getattr(owner, name)
+
+    @functools.wraps(original)
+    def twice(*args, **kwargs):
+        result = original(*args, **kwargs)
+        began = time.perf_counter()
+        original(*args, **kwargs)
+        stages.repeated[name] = time.perf_counter() - began
+        if stages.stack:  # not the stage's own time: counted apart
+            stages.stack[-1][2] += stages.repeated[name]
+        return result
+
+    setattr(owner, name, twice)
+
+
+def whole_run_seconds() -> float:
+    """One `weightlab run` as its own process, start to exit (it also warms JAX's compilation cache)."""
+    with tempfile.TemporaryDirectory(prefix="weightlab-profile-") as out:
+        began = time.perf_counter()
+        subprocess.run([PYTHON, "-m", "weightlab.cli", "run", "--out", out], check=True, capture_output=True)
+        return time.perf_counter() - began
+
+
 def interpreter_seconds(repeats: int = 5) -> float:
     """A bare `python -c pass`, start to exit: the process's floor."""
     times = []
@@ -54,7 +82,8 @@ def interpreter_seconds(repeats: int = 5) -> float:
     return statistics.median(times)
 
 
-def main() -> None:
+def profile_once() -> dict:
+    """One default run profiled in this process: its rows (stage, seconds), second calls and steady epoch."""
     rows: list[tuple[str, float]] = []
     clock = time.perf_counter()
 
@@ -89,7 +118,7 @@ def main() -> None:
 
     lap("import weightlab's training, evaluation, store and report modules")
     stages = Stages()
-    for owner, name, stage in (
+    wrapped = (
         (run_module, "_load", "data loading (MNIST from the cache)"),
         (run_module, "_prepare", "model build, data orders, inputs"),
         (fused_jax, "fit", "training (fused JAX, 5 epochs; snapshots streamed)"),
@@ -100,6 +129,7 @@ def main() -> None:
         (run_module, "layer_changes", "analysis"),
         (run_module, "input_analysis", "analysis"),
         (run_module, "weight_samples", "analysis"),
+        (run_module, "_activity", "analysis"),
         (weightlab.report.html, "write_report", "report.html"),
         *[
             (RunWriter, method, "writing the run directory")
@@ -114,7 +144,13 @@ def main() -> None:
                 "snapshot_store",
             )
         ],
+    )
+    for owner, name in (
+        (weightlab.evaluation.snapshots, "evaluate_snapshots"),
+        (weightlab.evaluation.landscape, "landscape"),
     ):
+        again(stages, owner, name)
+    for owner, name, stage in wrapped:
         stages.wrap(owner, name, stage)
     fits: list = []
     original_fit = fused_jax.fit
@@ -123,10 +159,10 @@ def main() -> None:
         began = time.perf_counter()
         weightlab.run(out=out)
         run_seconds = time.perf_counter() - began
-    clock = time.perf_counter()
     epochs = fits[0].epoch_seconds
     compile_seconds = epochs[0] - statistics.median(epochs[1:])
-    for stage, seconds in stages.seconds.items():
+    order = list(dict.fromkeys(stage for _, _, stage in wrapped))
+    for stage, seconds in sorted(stages.seconds.items(), key=lambda item: order.index(item[0])):
         if stage.startswith("training"):
             rows.append(
                 ("training: first epoch's tracing, compiling or loading (epoch 1 − median epoch)", compile_seconds)
@@ -134,22 +170,47 @@ def main() -> None:
             rows.append((stage + ", without that", seconds - compile_seconds))
         else:
             rows.append((stage, seconds))
-    rows.append(("the rest of weightlab.run (summary, glue)", run_seconds - sum(stages.seconds.values())))
-    in_process = sum(seconds for _, seconds in rows)
-    interpreter = interpreter_seconds()
-    rows.append(("Python start-up and exit (`python -c pass`)", interpreter))
-    table = [
-        [stage, f"{seconds:.2f} s", f"{100 * seconds / (in_process + interpreter):.0f}%"] for stage, seconds in rows
+    rest = run_seconds - sum(stages.seconds.values()) - sum(stages.repeated.values())
+    rows.append(("the rest of weightlab.run (summary, glue)", rest))
+    return {"rows": rows, "repeated": stages.repeated, "steady_epoch": statistics.median(epochs[1:])}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=3, help="fresh processes to take the medians of")
+    parser.add_argument("--once", action="store_true", help="profile in this process and print JSON (a worker)")
+    args = parser.parse_args()
+    if args.once:
+        print(json.dumps(profile_once()))
+        return
+    process = statistics.median(whole_run_seconds() for _ in range(args.repeats))
+    profiles = [
+        json.loads(subprocess.run([PYTHON, __file__, "--once"], check=True, capture_output=True, text=True).stdout)
+        for _ in range(args.repeats)
     ]
-    table.append(["**total**", f"**{in_process + interpreter:.2f} s**", "100%"])
+    rows = [
+        (stage, statistics.median(p["rows"][i][1] for p in profiles))
+        for i, (stage, _) in enumerate(profiles[0]["rows"])
+    ]
+    rows.append(("Python start-up and exit (`python -c pass`)", interpreter_seconds()))
+    total = sum(seconds for _, seconds in rows)
+    table = [[stage, f"{seconds:.2f} s", f"{100 * seconds / total:.0f}%"] for stage, seconds in rows]
+    table.append(["**sum**", f"**{total:.2f} s**", "100%"])
+    repeated = {name: statistics.median(p["repeated"][name] for p in profiles) for name in profiles[0]["repeated"]}
+    steady = statistics.median(p["steady_epoch"] for p in profiles)
     publish(
         "profile",
         markdown(
-            "One default `weightlab run`, stage by stage (in-process, JAX compilation cache as found)",
+            f"One default `weightlab run`, stage by stage (in-process, medians of {args.repeats} fresh processes, compilation cache warm)",
             ["stage", "seconds", "share"],
             table,
             [
-                f"Steady epoch: {statistics.median(epochs[1:]):.2f} s ({1e6 * statistics.median(epochs[1:]) / 1688:.0f} µs/step)."
+                f"The same `weightlab run` as a whole process (CLI, run, exit), median of {args.repeats}: {process:.2f} s.",
+                *(
+                    f"`{name}` called again on the same arguments (compiled, warm): {seconds:.2f} s."
+                    for name, seconds in repeated.items()
+                ),
+                f"Steady epoch: {steady:.2f} s ({1e6 * steady / 1688:.0f} µs/step).",
             ],
         ),
     )
