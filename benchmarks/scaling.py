@@ -1,9 +1,10 @@
 """How weightlab's cost grows with the work: width, seeds trained together, snapshots, a convnet.
 
-    make bench-scaling         # or: .venv/bin/python benchmarks/scaling.py [--only width,seeds,snapshots,cnn]
+    make bench-scaling         # or: .venv/bin/python benchmarks/scaling.py [--repeats 3] [--only width,cnn]
 
 Each measurement is one whole process (`weightlab run --json` or `run_many` in a fresh
-interpreter), run one after another, once. Each table goes to stdout and results/scaling-<name>.md.
+interpreter); with ``--repeats N`` each value is measured N times, alternating, and the medians
+shown. Each table goes to stdout and results/scaling-<name>.md.
 Steady state is the median epoch after the first (the first also traces and compiles), per step.
 """
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -89,26 +91,43 @@ def gemm_rate(width: int = 4096, repeats: int = 200) -> tuple[float, str]:
     return max(numpy_rate, jax_rate), f"numpy {numpy_rate / 1e9:.0f}, XLA {jax_rate / 1e9:.0f} GFLOP/s"
 
 
-def width_table(out: str) -> str:
+def alternated(values, repeats: int, measure_one) -> dict:
+    """{value: {key: median}}: every value measured once per repeat, in turn, so drift hits all alike."""
+    records: dict = {value: [] for value in values}
+    for repeat in range(repeats):
+        for value in values:
+            print(f"repeat {repeat + 1}/{repeats}: {value}", file=sys.stderr, flush=True)
+            records[value].append(measure_one(value))
+    return {value: {key: statistics.median(r[key] for r in rs) for key in rs[0]} for value, rs in records.items()}
+
+
+def width_table(out: str, repeats: int) -> str:
     rate, rates = gemm_rate()
-    rows = []
-    for width in WIDTHS:
+
+    def one(width: int) -> dict:
         record = weightlab_run(out, "--hidden", str(width), "--epochs", "2", "--snapshots", "6")
-        step = steady_step_seconds(record["epochs"])
+        return {
+            "step": steady_step_seconds(record["epochs"]),
+            "parameters": record["output"]["parameters"],
+            "seconds": record["seconds"],
+        }
+
+    rows = []
+    for width, m in alternated(WIDTHS, repeats, one).items():
         floor = gemm_flops(width) / rate
         rows.append(
             [
                 f"{width:,}",
-                f"{record['output']['parameters']:,}",
-                f"{1e6 * step:,.0f}",
+                f"{m['parameters']:,}",
+                f"{1e6 * m['step']:,.0f}",
                 f"{gemm_flops(width) / 1e6:,.1f}",
                 f"{1e6 * floor:,.1f}",
-                f"{step / floor:.1f}×",
-                f"{record['seconds']:.1f} s",
+                f"{m['step'] / floor:.1f}×",
+                f"{m['seconds']:.1f} s",
             ]
         )
     return markdown(
-        "µs per training step against hidden width (`weightlab run --hidden W --epochs 2 --snapshots 6`)",
+        f"µs per training step against hidden width (`weightlab run --hidden W --epochs 2 --snapshots 6`, median of {repeats})",
         [
             "hidden width",
             "parameters",
@@ -127,74 +146,96 @@ def width_table(out: str) -> str:
     )
 
 
-def seeds_table() -> str:
-    rows = []
-    for seeds in SEEDS:
+def seeds_table(repeats: int) -> str:
+    def one(seeds: int) -> dict:
         record = measure_process([PYTHON, "-c", RUN_MANY, str(seeds)])
-        train = record["output"]["train_seconds"]
-        rows.append(
-            [
-                str(seeds),
-                f"{train:.1f} s",
-                f"{seeds / train:.2f}",
-                f"{record['output']['seconds']:.1f} s",
-                f"{seeds / record['output']['seconds']:.2f}",
-                f"{record['peak_bytes'] / 2**30:.2f} GiB",
-            ]
-        )
+        return {**record["output"], "peak_bytes": record["peak_bytes"]}
+
+    rows = [
+        [
+            str(seeds),
+            f"{m['train_seconds']:.1f} s",
+            f"{seeds / m['train_seconds']:.2f}",
+            f"{m['seconds']:.1f} s",
+            f"{seeds / m['seconds']:.2f}",
+            f"{m['peak_bytes'] / 2**30:.2f} GiB",
+        ]
+        for seeds, m in alternated(SEEDS, repeats, one).items()
+    ]
     return markdown(
-        "Runs per second against seeds trained together (`run_many` of N default runs, one process)",
+        f"Runs per second against seeds trained together (`run_many` of N default runs, one process, median of {repeats})",
         ["seeds", "training", "runs/s (training)", "run_many call", "runs/s (call)", "peak memory"],
         rows,
         [
-            "`training`: the vmapped program's time (5 epochs, compilation included); the call adds each run's evaluation, analysis and writing."
+            "`training`: the vmapped program's time (5 epochs, compilation included); "
+            "the call adds each run's evaluation, analysis and writing."
         ],
     )
 
 
-def snapshots_table(out: str) -> str:
-    rows = []
-    for snapshots in SNAPSHOTS:
+def snapshots_table(out: str, repeats: int) -> str:
+    def one(snapshots: int) -> dict:
         record = weightlab_run(out, "--snapshots", str(snapshots))
         run_dir = Path(out) / record["output"]["run_id"]
-        rows.append(
-            [
-                str(snapshots),
-                f"{record['seconds']:.1f} s",
-                f"{record['output']['train_seconds']:.1f} s",
-                f"{record['seconds'] - record['output']['train_seconds']:.1f} s",
-                f"{(run_dir / 'snapshots.h5').stat().st_size / 2**20:.1f} MiB",
-                f"{record['peak_bytes'] / 2**30:.2f} GiB",
-            ]
-        )
+        return {
+            "seconds": record["seconds"],
+            "train": record["output"]["train_seconds"],
+            "file": (run_dir / "snapshots.h5").stat().st_size,
+            "peak_bytes": record["peak_bytes"],
+        }
+
+    rows = [
+        [
+            str(snapshots),
+            f"{m['seconds']:.1f} s",
+            f"{m['train']:.1f} s",
+            f"{m['seconds'] - m['train']:.1f} s",
+            f"{m['file'] / 2**20:.1f} MiB",
+            f"{m['peak_bytes'] / 2**30:.2f} GiB",
+        ]
+        for snapshots, m in alternated(SNAPSHOTS, repeats, one).items()
+    ]
     return markdown(
-        "Time and peak memory against snapshots kept (`weightlab run --snapshots N`, whole process)",
+        f"Time and peak memory against snapshots kept (`weightlab run --snapshots N`, whole process, median of {repeats})",
         ["snapshots", "whole process", "training", "everything else", "snapshots.h5", "peak memory"],
         rows,
     )
 
 
-def cnn_table(out: str, epochs: int = 2) -> str:
-    fused = weightlab_run(out, "--model", "cnn", "--epochs", str(epochs))
-    plain = measure_process([PYTHON, str(HERE / "cnn_keras.py"), str(epochs)], {"KERAS_BACKEND": "jax"})
-    rows = []
-    for name, record, epochs_seconds in (
-        ("`weightlab run --model cnn`", fused, fused["epochs"]),
-        ("plain Keras/JAX `model.fit`, same CNN", plain, plain["output"]["epoch_seconds"]),
-    ):
+def cnn_table(out: str, repeats: int, epochs: int = 2) -> str:
+    def one(which: str) -> dict:
+        if which == "weightlab":
+            record = weightlab_run(out, "--model", "cnn", "--epochs", str(epochs))
+            epoch_seconds = record["epochs"]
+        else:
+            record = measure_process([PYTHON, str(HERE / "cnn_keras.py"), str(epochs)], {"KERAS_BACKEND": "jax"})
+            epoch_seconds = record["output"]["epoch_seconds"]
         output = record["output"]
-        rows.append(
-            [
-                name,
-                f"{1e6 * steady_step_seconds(epochs_seconds):,.0f}",
-                f"{output['train_seconds']:.1f} s",
-                f"{record['seconds']:.1f} s",
-                f"{output.get('test_accuracy', output.get('test_accuracy_after')):.4f}",
-                f"{record['peak_bytes'] / 2**30:.2f} GiB",
-            ]
-        )
+        return {
+            "step": steady_step_seconds(epoch_seconds),
+            "train": output["train_seconds"],
+            "seconds": record["seconds"],
+            "accuracy": output.get("test_accuracy", output.get("test_accuracy_after")),
+            "peak_bytes": record["peak_bytes"],
+        }
+
+    names = {
+        "weightlab": "`weightlab run --model cnn`",
+        "keras": "plain Keras/JAX `model.fit`, same CNN",
+    }
+    rows = [
+        [
+            names[which],
+            f"{1e6 * m['step']:,.0f}",
+            f"{m['train']:.1f} s",
+            f"{m['seconds']:.1f} s",
+            f"{m['accuracy']:.4f}",
+            f"{m['peak_bytes'] / 2**30:.2f} GiB",
+        ]
+        for which, m in alternated(names, repeats, one).items()
+    ]
     return markdown(
-        f"The convnet (`--model cnn`, {epochs} epochs) against plain `model.fit` of the same network",
+        f"The convnet (`--model cnn`, {epochs} epochs) against plain `model.fit` of the same network, median of {repeats}",
         ["what", "µs/step (epoch 2)", "train", "whole process", "test acc", "peak memory"],
         rows,
         ["weightlab's whole process also evaluates 48 snapshots, computes the landscape and writes the report."],
@@ -204,15 +245,16 @@ def cnn_table(out: str, epochs: int = 2) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", default="width,seeds,snapshots,cnn", help="comma-separated tables to measure")
-    chosen = parser.parse_args().only.split(",")
+    parser.add_argument("--repeats", type=int, default=1, help="measurements of each value, alternated; medians")
+    args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="weightlab-scaling-") as out:
         for name, table in (
-            ("width", lambda: width_table(out)),
-            ("seeds", seeds_table),
-            ("snapshots", lambda: snapshots_table(out)),
-            ("cnn", lambda: cnn_table(out)),
+            ("width", lambda: width_table(out, args.repeats)),
+            ("seeds", lambda: seeds_table(args.repeats)),
+            ("snapshots", lambda: snapshots_table(out, args.repeats)),
+            ("cnn", lambda: cnn_table(out, args.repeats)),
         ):
-            if name in chosen:
+            if name in args.only.split(","):
                 start = time.perf_counter()
                 text = table()
                 publish(f"scaling-{name}", text + f"\n(measured in {time.perf_counter() - start:.0f} s)\n")
