@@ -66,10 +66,12 @@ lint: $(STAMP)
 test: lint data browser
 	$(BIN)/python -m pytest -q $(ARGS)
 
-# The side-by-side table (≈12 min on 2 cores), then the scaling tables (≈6 min); each also goes to benchmarks/results/.
+# The side-by-side table (≈6 min on 2 cores at --repeats 5), the profile of one run (≈1 min) and the
+# scaling tables (≈25 min at --repeats 3; the CNN's pair alone ≈4 min a repeat); each also goes to benchmarks/results/.
 bench: data
 	$(BIN)/python benchmarks/bench.py $(ARGS)
-	$(BIN)/python benchmarks/scaling.py
+	$(BIN)/python benchmarks/profile_run.py --repeats 3
+	$(BIN)/python benchmarks/scaling.py --repeats 3
 
 bench-scaling: data
 	$(BIN)/python benchmarks/scaling.py $(ARGS)
