@@ -118,7 +118,7 @@ def adam_update_seconds(parameters: int, repeats: int = 50) -> float:
     update = jax.jit(adam, donate_argnums=(0, 1, 2))
     state = [jnp.zeros(parameters, jnp.float32) + value for value in (0.1, 0.01, 0.001)]
     gradient = jnp.full(parameters, 0.01, jnp.float32)
-    jax.block_until_ready(update(*state, gradient, 1.0))
+    state = jax.block_until_ready(update(*state, gradient, 1.0))
     times = []
     for step in range(2, repeats + 2):
         began = time.perf_counter()
