@@ -141,7 +141,7 @@ def width_table(out: str, repeats: int) -> str:
     rows = []
     for width, m in alternated(WIDTHS, repeats, one).items():
         floor = gemm_flops(width) / rate
-        adam = adam_update_seconds(m["parameters"])
+        adam = adam_update_seconds(int(m["parameters"]))
         rows.append(
             [
                 f"{width:,}",
