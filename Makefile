@@ -66,8 +66,8 @@ lint: $(STAMP)
 test: lint data browser
 	$(BIN)/python -m pytest -q $(ARGS)
 
-# The side-by-side table (≈6 min on 2 cores at --repeats 5), the profile of one run (≈1 min) and the
-# scaling tables (≈25 min at --repeats 3; the CNN's pair alone ≈4 min a repeat); each also goes to benchmarks/results/.
+# The side-by-side table (≈4 min on 2 cores at --repeats 3), the profile of one run (≈1 min) and the
+# scaling tables (≈16 min at --repeats 3); each also goes to benchmarks/results/.
 bench: data
 	$(BIN)/python benchmarks/bench.py $(ARGS)
 	$(BIN)/python benchmarks/profile_run.py --repeats 3
