@@ -98,6 +98,7 @@ def compare(
             out=writer.temp / "runs",
             data_dir=data_dir,
             progress=stop.guard() if stop else None,  # Ctrl-C and SIGTERM stop the training there
+            landscape=False,  # a comparison draws no loss surface; each run's own page leaves it out
         )
         summaries = {
             index: [r.summary for r in stored[index * seeds : (index + 1) * seeds]] for index in range(len(values))

@@ -34,12 +34,14 @@ def run(
     report: bool = True,
     run_id: str | None = None,
     resume: str | Path | None = None,
+    landscape: bool = True,
     **overrides,
 ) -> Run:
     """Train the tutorial's model as ``config`` (plus ``overrides``) says and store everything in a run directory.
 
     ``progress(steps_done, steps_total, epoch_logs_or_None)`` is called during training;
-    ``report=False`` leaves out report.html (`weightlab report` renders it later); ``run_id``
+    ``report=False`` leaves out report.html (`weightlab report` renders it later); ``landscape=False``
+    leaves out landscape.npz (a comparison draws none: ≈0.45 s a run saved); ``run_id``
     names the directory (default: time, config and a random suffix). ``resume`` names an
     interrupted run's hidden ``.incomplete-<id>`` directory to continue from its last epoch;
     its own config is used.
@@ -100,7 +102,7 @@ def run(
             checkpoint=lambda state: writer.write_checkpoint(state, orders),
             snapshots=store,
         )
-        return _finish(keras, writer, config, dataset, model, fitted, report, reason)
+        return _finish(keras, writer, config, dataset, model, fitted, report, reason, with_landscape=landscape)
 
 
 def _resumable(directory: Path):
@@ -124,6 +126,7 @@ def run_many(
     report: bool = False,
     datasets: dict | None = None,
     progress=None,
+    landscape: bool = True,
 ) -> list[Run]:
     """Several runs, trained together where they can be, each stored as `run` would store it.
 
@@ -147,7 +150,9 @@ def run_many(
         by_one = is_keras_file(first.model) or (first.model == "cnn" and first.training_path == "auto")
         if alone or first.backend != "jax" or first.training_path == "keras.fit" or by_one:
             for index in (index for pack in packs for index in pack):
-                stored[index] = run(configs[index], out=out, data_dir=data_dir, report=report, progress=progress)
+                stored[index] = run(
+                    configs[index], out=out, data_dir=data_dir, report=report, progress=progress, landscape=landscape
+                )
             continue
         keras = keras_for(first.backend)
         from weightlab.train import fused_jax
@@ -200,7 +205,15 @@ def run_many(
                 for index, model, result in zip(pack, pack_models, pack_results):
                     reason = training_path_reason(model, configs[index], fused_jax.TRAINING_PATH)
                     stored[index] = _finish(
-                        keras, writers[index], configs[index], dataset, model, result, report, reason
+                        keras,
+                        writers[index],
+                        configs[index],
+                        dataset,
+                        model,
+                        result,
+                        report,
+                        reason,
+                        with_landscape=landscape,
                     )
     return [stored[i] for i in range(len(configs))]
 
@@ -290,6 +303,7 @@ def _finish(
     path_reason: str,
     x_test=None,
     x_train=None,
+    with_landscape: bool = True,
 ) -> Run:
     """Evaluate, analyse and write one trained run; returns it stored.
 
@@ -360,7 +374,7 @@ def _finish(
     writer.write_predictions(dataset.y_test, probabilities)
     # The path on the loss surface: read from the snapshots before their file is finished and closed.
     # (Its losses are training losses: a run saved from a tracker without its training data has none.)
-    if fit_samples:
+    if fit_samples and with_landscape:
         writer.write_landscape(
             landscape(
                 model, tracked.snapshots, x_train, training_labels(dataset.y_train, config), fit_samples, config.seed
