@@ -141,7 +141,7 @@ class _Program:
             per_branch = jnp.zeros((len(branches),), jnp.float32)
             skipped = (per_branch, per_branch, jnp.full((3, len(initial)), jnp.nan, jnp.float32))
             state, outputs = jax.lax.switch(
-                jnp.minimum(kind, MEASURED_STEP),
+                kind,
                 [
                     lambda state: (state, skipped),
                     lambda state: one_step(state, indices, mask, x_all, y_all, initial, measure=False),
@@ -205,16 +205,16 @@ class _Program:
         return _with_run_axis(self._evaluate_one(_first(trainable), _first(non_trainable), x, y[0]))
 
 
-SKIP, STEP, MEASURED_STEP, SNAPSHOT_STEP = range(4)  # what one scan iteration does (a snapshot step is measured)
+SKIP, STEP, MEASURED_STEP = range(3)  # what one scan iteration does
 
 
 def step_kinds(length: int, chunk_length: int, slots: np.ndarray, measured: np.ndarray) -> np.ndarray:
     """Each iteration's kind for a chunk of ``length`` real steps padded to ``chunk_length``.
 
-    ``slots[t]`` >= 0 marks a snapshot step, ``measured[t]`` a step whose weight norms are taken.
+    ``measured[t]`` marks a step whose weight norms are taken, and so does ``slots[t]`` >= 0 (a snapshot
+    step: its norms are exact wherever its weights are kept).
     """
-    kinds = np.where(measured, MEASURED_STEP, STEP)
-    kinds = np.where(slots >= 0, SNAPSHOT_STEP, kinds)
+    kinds = np.where(measured | (slots >= 0), MEASURED_STEP, STEP)
     kinds[length:] = SKIP
     return kinds.astype(np.int32)
 
