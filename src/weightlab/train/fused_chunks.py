@@ -6,8 +6,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from weightlab.train.fused_program import SKIP, STEP
-
 # The on-device snapshot buffer's budget: an epoch whose snapshots need more is cut into chunks.
 SNAPSHOT_BUFFER_BYTES = 64 << 20
 
@@ -27,7 +25,9 @@ def buffer_capacity(schedule: np.ndarray, steps_per_epoch: int, shapes: list[tup
 
 def stream_snapshots(sinks, buffers, taken, stopped: dict, newly_stopped: set, branches: int, width: int) -> None:
     """Hand each view's snapshots of this chunk to its store: those up to where a diverged view stopped, then its kept state."""
-    held = [np.array(buffer[:, : len(taken)], copy=True) for buffer in buffers] if taken else []
+    # Sliced on the host: slicing the device array compiles a slice for every new count of
+    # snapshots (25-80 ms an epoch, measured), copying them out costs microseconds.
+    held = [np.array(np.asarray(buffer)[:, : len(taken)]) for buffer in buffers] if taken else []
     for v, sink in enumerate(sinks):
         if v in stopped and v not in newly_stopped:
             continue
@@ -44,25 +44,32 @@ def stream_snapshots(sinks, buffers, taken, stopped: dict, newly_stopped: set, b
 
 
 def last_finite_state(
-    program, before, buffers, run: int, bad: int, indices, masks, slots, x_fit, y_fit, initial, branch: slice
+    program, before, buffers, run: int, bad: int, indices, masks, measured, slots, x_fit, y_fit, initial, branch: slice
 ):
     """Replay run ``run``'s chunk from its start for ``bad`` steps (the steps before the first non-finite loss).
 
     Returns (steps kept in the chunk, the run's state as numpy). The weights after those steps
     produced the non-finite loss; if ``branch``'s are themselves not finite, one step fewer is kept.
     """
-    chunk_length = indices.shape[1]
     start = jax.tree_util.tree_map(lambda leaf: leaf[run], before)
     for kept in (bad, bad - 1):
         if kept <= 0:
             return 0, start
-        kinds = np.where(np.arange(chunk_length) < kept, STEP, SKIP).astype(np.int32)
         fresh = jax.tree_util.tree_map(
             lambda leaf: jnp.array(leaf, copy=True), start
         )  # donated by the call: never start's own memory
         scratch = [jnp.zeros(buffer.shape[1:], buffer.dtype) for buffer in buffers]
         replayed, _, _ = program._chunk_one(
-            fresh, scratch, indices[run], masks, kinds, slots, x_fit, y_fit[run], [leaf[run] for leaf in initial]
+            fresh,
+            scratch,
+            indices[run],
+            masks,
+            measured,
+            slots,
+            np.int32(kept),
+            x_fit,
+            y_fit[run],
+            [leaf[run] for leaf in initial],
         )
         replayed = jax.tree_util.tree_map(lambda leaf: np.array(leaf, copy=True), replayed)
         if all(np.isfinite(w).all() for w in replayed[0][branch]):

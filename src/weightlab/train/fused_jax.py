@@ -1,10 +1,10 @@
-"""The fast path on JAX: the Keras model and optimizer driven statelessly in one jitted scan.
+"""The fast path on JAX: the Keras model and optimizer driven statelessly in one jitted loop.
 
 `model.fit` dispatches one jitted step per batch from Python and, with a per-step callback,
-synchronises on every step. Here a whole epoch is one `lax.scan` over batch indices into data
+synchronises on every step. Here a whole epoch is one compiled loop over batch indices into data
 that already lives on the device, and the tracker's per-step norms are computed inside the
-scan. The scheduled snapshots (`schedule.snapshot_schedule`) are copied into a preallocated
-buffer on the device as the scan passes them and streamed to their `Snapshots` store when the
+loop. The scheduled snapshots (`schedule.snapshot_schedule`) are copied into a preallocated
+buffer on the device as the loop passes them and streamed to their `Snapshots` store when the
 chunk ends; an epoch is cut into several chunks only where its snapshots would overflow the
 buffer's memory budget. The semantics are `model.fit`'s:
 
@@ -30,7 +30,7 @@ import numpy as np
 from weightlab.config import RunConfig
 from weightlab.train import keras_fit
 from weightlab.train.fused_chunks import buffer_capacity, last_finite_state, padded, stream_snapshots
-from weightlab.train.fused_program import program_for, step_kinds, why_not
+from weightlab.train.fused_program import program_for, why_not
 from weightlab.train.keras_fit import FitResult, ProgressHook
 from weightlab.train.schedule import measured, plan_chunks, snapshot_schedule
 from weightlab.train.snapshots import MemorySnapshots, Snapshots
@@ -231,14 +231,13 @@ def _fit(
         slots = np.full(chunk_length, -1, dtype=np.int32)
         slots[[index for index, _ in taken]] = np.arange(len(taken), dtype=np.int32)
         global_steps = epoch * steps_per_epoch + first + 1 + np.arange(chunk_length)
-        kinds = step_kinds(
-            length, chunk_length, slots, measured(global_steps, config.step_stats_every, steps_per_epoch, total_steps)
-        )
+        # A snapshot step's norms are taken too: they are exact wherever its weights are kept.
+        measured_steps = measured(global_steps, config.step_stats_every, steps_per_epoch, total_steps) | (slots >= 0)
         # The chunk donates (overwrites) state's buffers, and np.asarray of a CPU array can be a
         # view of them: a real copy, kept to replay this chunk if a run diverges in it.
         before = jax.tree_util.tree_map(lambda leaf: np.array(leaf, copy=True), state)
         state, buffers, (loss, correct, chunk_norms) = program.chunk(
-            state, buffers, indices, masks, kinds, slots, x_fit, y_fit, initial
+            state, buffers, indices, masks, measured_steps, slots, length, x_fit, y_fit, initial
         )
         loss, correct, chunk_norms = (
             by_view(loss[:, :length]),
@@ -260,6 +259,7 @@ def _fit(
                     bad,
                     indices,
                     masks,
+                    measured_steps,
                     slots,
                     x_fit,
                     y_fit,
