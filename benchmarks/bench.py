@@ -87,9 +87,16 @@ def median(records: list[dict], key: str) -> float | None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument(
+        "--only",
+        help="comma-separated words: only the contenders whose names hold one (the TF script always; not published)",
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="weightlab-bench-") as out:
         runs = contenders(out)
+        if args.only:
+            words = args.only.split(",")
+            runs = {name: run for name, run in runs.items() if name == TF_SCRIPT or any(w in name for w in words)}
         results: dict[str, list[dict]] = {name: [] for name in runs}
         for repeat in range(args.repeats):
             for name, (command, env) in runs.items():  # alternating, so drift hits every contender alike
@@ -114,22 +121,23 @@ def main() -> None:
             ]
         )
     notes = []
-    for variant in (TRACKED, EVERY_STEP):
+    for variant in (TRACKED, EVERY_STEP) if UNTRACKED in results else ():
         for measure_name, key in (("steady-state step", "steady_step_seconds"), ("whole process", "seconds")):
             on, off = median(results[variant], key), median(results[UNTRACKED], key)
             notes.append(
                 f"- {variant} costs {100 * (on / off - 1):+.1f}% of the {measure_name} (medians, against {UNTRACKED})."
             )
     columns = ["what", "whole process", "train", "µs/step", "µs/step after epoch 1", "time vs TF script", "speed-up"]
-    publish(
-        "bench",
-        markdown(
-            f"The tutorial's experiment, whole process, median of {args.repeats}",
-            columns + ["test acc", "peak memory"],
-            rows,
-            notes,
-        ),
+    table = markdown(
+        f"The tutorial's experiment, whole process, median of {args.repeats}",
+        columns + ["test acc", "peak memory"],
+        rows,
+        notes,
     )
+    if args.only:  # a partial table is shown, not published
+        print(table)
+    else:
+        publish("bench", table)
 
 
 if __name__ == "__main__":

@@ -224,17 +224,36 @@ def test_tensorflow_backend_end_to_end(tmp_path, how):
     assert "tensorflow" in config_file["versions"]
 
 
-def test_jax_compilation_cache_lives_in_weightlab_home(tmp_path):
-    """A second process reuses the first one's compiled programs (and says nothing about it)."""
+@pytest.mark.parametrize("first", ["", "import keras; "])
+def test_jax_compilation_cache_lives_in_weightlab_home(tmp_path, first):
+    """A process keeps its compiled programs for the next, also where the user imported keras before weightlab."""
     import os
 
     env = dict(os.environ, WEIGHTLAB_HOME=str(tmp_path / "home"), KERAS_BACKEND="jax")
-    code = "import weightlab; weightlab.run(dataset='synthetic', epochs=1, hidden=4, out={!r}, report=False)".format(
-        str(tmp_path / "runs")
+    code = first + "import weightlab; weightlab.run(dataset='synthetic', epochs=1, hidden=4, out={!r}, report=False)"
+    subprocess.run(
+        [sys.executable, "-c", code.format(str(tmp_path / "runs"))],
+        check=True,
+        env=env,
+        capture_output=True,
+        timeout=300,
     )
-    subprocess.run([sys.executable, "-c", code], check=True, env=env, capture_output=True, timeout=300)
     cached = list((tmp_path / "home" / "jax-cache").iterdir())
     assert any("chunk" in path.name for path in cached)
+
+
+def test_a_users_own_jax_cache_is_left_alone(tmp_path):
+    import jax
+
+    from weightlab import backend
+
+    before = jax.config.jax_compilation_cache_dir
+    jax.config.update("jax_compilation_cache_dir", str(tmp_path / "theirs"))
+    try:
+        backend._persistent_compilation_cache()
+        assert jax.config.jax_compilation_cache_dir == str(tmp_path / "theirs")
+    finally:
+        jax.config.update("jax_compilation_cache_dir", before)
 
 
 def test_jupyter_summary_shows_the_numbers_and_escapes_paths(cli_run, tmp_path):

@@ -27,8 +27,7 @@ def keras_for(backend: str | None):
                 f"keras is already running on {keras.backend.backend()} in this process; "
                 f"start a new process (or set KERAS_BACKEND={backend} before importing keras) to use {backend}"
             )
-        return keras
-    if backend == "torch":
+    elif backend == "torch":
         try:
             import torch  # noqa: F401
         except ImportError as error:
@@ -36,7 +35,7 @@ def keras_for(backend: str | None):
     os.environ["KERAS_BACKEND"] = backend
     # TensorFlow's C++ start-up chatter is not the user's business.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    if backend == "jax":
+    if backend == "jax":  # also where the user imported keras first (a notebook, `WeightTracker`)
         _persistent_compilation_cache()
     import keras
 
@@ -55,6 +54,8 @@ def _persistent_compilation_cache() -> None:
         return
     import jax
 
+    if jax.config.jax_compilation_cache_dir:  # set already: by an earlier call, or by the user for their own
+        return
     from weightlab.data import weightlab_home
 
     directory = weightlab_home() / "jax-cache"
