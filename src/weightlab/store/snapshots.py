@@ -90,21 +90,29 @@ class SnapshotFile(Snapshots):
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(self.path))
 
     def append(self, step: int, weights: Sequence[np.ndarray]) -> None:
-        self._ensure_room(sum(np.asarray(value).size * 4 for value in weights))
+        self.extend([step], [np.asarray(value)[None] for value in weights])
+
+    def extend(self, steps: Sequence[int], stacks: Sequence[np.ndarray]) -> None:
+        """One resize and one write per dataset for all of ``steps`` (a chunk's snapshots: ≈1 ms each one by one)."""
+        added = len(steps)
+        if not added:
+            return
+        self._ensure_room(sum(np.asarray(stack).size * 4 for stack in stacks))
         count = len(self._h5["steps"])
         if "weights" not in self._h5:
-            for name, value in zip(self.names, weights):
-                shape = np.shape(value)
+            for name, stack in zip(self.names, stacks):
+                shape = np.shape(stack)[1:]
                 self._h5.create_dataset(
                     f"weights/{name}", shape=(0, *shape), maxshape=(None, *shape), chunks=(1, *shape), dtype=np.float32
                 )
-        for name, entry in (("steps", step), ("epochs", step / self.steps_per_epoch)):
-            self._h5[name].resize((count + 1,))
-            self._h5[name][count] = entry
-        for position, value in enumerate(weights):
+        steps = np.asarray(steps, dtype=np.int64)
+        for name, entries in (("steps", steps), ("epochs", steps / self.steps_per_epoch)):
+            self._h5[name].resize((count + added,))
+            self._h5[name][count:] = entries
+        for position, stack in enumerate(stacks):
             dataset = self._weights(position)
-            dataset.resize(count + 1, axis=0)
-            dataset[count] = np.asarray(value, dtype=np.float32)
+            dataset.resize(count + added, axis=0)
+            dataset[count:] = np.asarray(stack, dtype=np.float32)
 
     def truncate(self, count: int) -> None:
         for name in ("steps", "epochs"):

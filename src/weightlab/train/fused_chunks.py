@@ -33,9 +33,8 @@ def stream_snapshots(sinks, buffers, taken, stopped: dict, newly_stopped: set, b
             continue
         r, k = divmod(v, branches)
         limit = stopped[v]["kept_steps"] if v in stopped else None
-        for slot, (_, step) in enumerate(taken):
-            if limit is None or step <= limit:
-                sink.append(step, [stack[r, slot] for stack in held[k * width : (k + 1) * width]])
+        steps = [step for _, step in taken if limit is None or step <= limit]  # slots in step order
+        sink.extend(steps, [stack[r, : len(steps)] for stack in held[k * width : (k + 1) * width]])
         if limit is not None and sink.steps[-1] != limit:  # training stopped between snapshots: keep where
             sink.append(
                 limit, [np.asarray(w, dtype=np.float32) for w in stopped[v]["state"][0][k * width : (k + 1) * width]]

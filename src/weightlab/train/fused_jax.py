@@ -69,7 +69,7 @@ def fit(
 
 
 def _stack(trees: list):
-    return jax.tree_util.tree_map(lambda *leaves: jnp.stack(leaves), *trees)
+    return jax.tree_util.tree_map(lambda *leaves: np.stack([np.asarray(leaf) for leaf in leaves]), *trees)
 
 
 def fit_many(
@@ -140,9 +140,13 @@ def _fit(
     steps_per_epoch = keras_fit.steps_per_epoch(samples, config)
     total_steps = steps_per_epoch * config.epochs
 
+    # The images go to the device once; everything per run (weights, optimizer state, labels,
+    # snapshot buffers) is held on the host between chunks, as numpy, and handed to each call:
+    # bookkeeping on device arrays would be JAX operations, each compiled for its shapes (≈90 of
+    # them, ≈0.5 s, in a comparison's training: measured), where numpy's cost nothing.
     x_fit, x_val = jnp.asarray(x_train[:fit_samples]), jnp.asarray(x_train[fit_samples:])
-    y_fit = jnp.asarray(np.stack([y[:fit_samples] for y in labels]), dtype=jnp.int32)
-    y_val = jnp.asarray(np.stack([y[fit_samples:] for y in labels]), dtype=jnp.int32)
+    y_fit = np.stack([y[:fit_samples] for y in labels]).astype(np.int32)
+    y_val = np.stack([y[fit_samples:] for y in labels]).astype(np.int32)
 
     for pack in packs:
         for model in pack:
@@ -169,18 +173,18 @@ def _fit(
             for pack, opt in zip(packs, optimizer_states)
         ]
     )
-    initial = [jnp.array(v, copy=True) for v in state[0]]
+    initial = [np.array(v, copy=True) for v in state[0]]
     program = program_for(packs[0], optimizer, batch, config.step_stats)
 
     def by_view(per_run_and_branch):
         """(runs, steps, branches, ...) -> (views, steps, ...)."""
-        moved = jnp.moveaxis(per_run_and_branch, 2, 1)
+        moved = np.moveaxis(per_run_and_branch, 2, 1)
         return moved.reshape((views,) + moved.shape[2:])
 
     def norms_by_view(chunk_norms):
         """(runs, steps, 3, branches·width) -> (views, steps, 3, width)."""
         split = chunk_norms.reshape(chunk_norms.shape[:3] + (branches, width))
-        return by_view(jnp.moveaxis(split, 3, 2))
+        return by_view(np.moveaxis(split, 3, 2))
 
     def branch_of(variables, k: int) -> list:
         return variables[k * width : (k + 1) * width]
@@ -192,7 +196,7 @@ def _fit(
     ]
     schedule = snapshot_schedule(steps_per_epoch, config.epochs, config.snapshots, config.snapshot_every)
     capacity = buffer_capacity(schedule, steps_per_epoch, [np.shape(leaf) for leaf in initial])
-    buffers = [jnp.zeros((runs, capacity) + np.shape(leaf)[1:], jnp.float32) for leaf in initial]
+    buffers = [np.zeros((runs, capacity) + np.shape(leaf)[1:], np.float32) for leaf in initial]
     losses, corrects, step_norms = [], [], []
     history = [{"accuracy": [], "loss": [], "val_accuracy": [], "val_loss": []} for _ in range(views)]
     epoch_seconds: list[float] = []
@@ -207,7 +211,7 @@ def _fit(
     start_epoch = 0
     if resume is not None:  # (a single model: views are runs; its sink holds the checkpoint's snapshots)
         start_epoch = resume["epochs_done"]
-        state = jax.tree_util.tree_map(jnp.asarray, resume["state"])
+        state = jax.tree_util.tree_map(np.asarray, resume["state"])
         losses, corrects, step_norms = [resume["losses"]], [resume["corrects"]], [resume["norms"]]
         history, epoch_seconds = resume["history"], list(resume["epoch_seconds"])
     else:
@@ -233,9 +237,7 @@ def _fit(
         global_steps = epoch * steps_per_epoch + first + 1 + np.arange(chunk_length)
         # A snapshot step's norms are taken too: they are exact wherever its weights are kept.
         measured_steps = measured(global_steps, config.step_stats_every, steps_per_epoch, total_steps) | (slots >= 0)
-        # The chunk donates (overwrites) state's buffers, and np.asarray of a CPU array can be a
-        # view of them: a real copy, kept to replay this chunk if a run diverges in it.
-        before = jax.tree_util.tree_map(lambda leaf: np.array(leaf, copy=True), state)
+        before = state  # kept to replay this chunk if a run diverges in it (the chunk copies its inputs)
         state, buffers, (loss, correct, chunk_norms) = program.chunk(
             state, buffers, indices, masks, measured_steps, slots, length, x_fit, y_fit, initial
         )

@@ -198,45 +198,60 @@ class _Program:
     def chunk(self, state, buffers, indices, masks, measured, slots, length, x_all, y_all, initial):
         """Train every run (leading axis of state, buffers, indices, y_all, initial) through a chunk's first ``length`` steps.
 
-        ``measured[t]`` marks a step whose weight norms are taken. Returns (state, buffers, per-step
-        outputs); ``buffers[v][r, slots[t]]`` holds run r's variable v after step t where it is a snapshot.
+        ``measured[t]`` marks a step whose weight norms are taken. The runs' arrays come from the
+        host and go back to it, as numpy (`fused_jax` keeps them there between chunks); ``x_all``
+        stays on the device. Returns (state, buffers, per-step outputs); ``buffers[v][r, slots[t]]``
+        holds run r's variable v after step t where it is a snapshot.
         """
         length = np.int32(length)
         if len(indices) == 1:
-            state, buffers, outputs = self._chunk_one(
-                _first(state),
-                _first(buffers),
-                indices[0],
+            return _on_host(
+                self._chunk_one(
+                    *_to_device(_first((state, buffers))),
+                    indices[0],
+                    masks,
+                    measured,
+                    slots,
+                    length,
+                    x_all,
+                    y_all[0],
+                    _first(initial),
+                ),
+                run_axis=True,
+            )
+        if self.vmap_runs or (self.vmap_runs is None and jax.default_backend() != "cpu"):
+            return _on_host(
+                self._chunk_many(
+                    *_to_device((state, buffers)), indices, masks, measured, slots, length, x_all, y_all, initial
+                )
+            )
+        return self._side_by_side(state, buffers, indices, masks, measured, slots, length, x_all, y_all, initial)
+
+    def _side_by_side(self, state, buffers, indices, masks, measured, slots, length, x_all, y_all, initial):
+        """`chunk` for several runs on the CPU: each run's unbatched program in a thread of its own.
+
+        One run's step keeps about one core busy; XLA's CPU backend gains little from vmapping
+        runs, and each run then computes exactly what it would alone. A thread per run, not per
+        core: a run leaves gaps in its core that another fills, and no core idles while a last
+        run finishes alone (a comparison's three seeds of two branches on two cores: 533 µs a step
+        vmapped, 280 in two threads, 225 in three; measured). The program is compiled here,
+        ahead, so that no worker thread traces the Keras model.
+        """
+
+        def arguments(run: int) -> tuple:
+            run_state, run_buffers = _to_device(jax.tree_util.tree_map(lambda leaf: leaf[run], (state, buffers)))
+            return (
+                run_state,
+                run_buffers,
+                indices[run],
                 masks,
                 measured,
                 slots,
                 length,
                 x_all,
-                y_all[0],
-                _first(initial),
+                y_all[run],
+                _at(initial, run),
             )
-            return _with_run_axis(state), _with_run_axis(buffers), _with_run_axis(outputs)
-        if self.vmap_runs or (self.vmap_runs is None and jax.default_backend() != "cpu"):
-            return self._chunk_many(state, buffers, indices, masks, measured, slots, length, x_all, y_all, initial)
-        return self._side_by_side(state, buffers, indices, masks, measured, slots, length, x_all, y_all, initial)
-
-    def _side_by_side(self, state, buffers, indices, masks, measured, slots, length, x_all, y_all, initial):
-        """`chunk` for several runs on the CPU: each run's unbatched program, as many at once as there are cores.
-
-        One run's step keeps about one core busy; XLA's CPU backend gains little from vmapping
-        runs (six runs of a comparison: 533 µs a step vmapped, ≈290 side by side on two cores,
-        measured), and each run then computes exactly what it would alone. The program is
-        compiled here, ahead, so that no worker thread traces the Keras model.
-        """
-        host = [np.asarray(leaf) for leaf in jax.tree_util.tree_leaves((state, buffers, y_all, initial))]
-        treedef = jax.tree_util.tree_structure((state, buffers, y_all, initial))
-
-        def arguments(run: int) -> tuple:
-            # copies: the program donates (overwrites) its state and buffers
-            run_state, run_buffers, run_y, run_initial = jax.tree_util.tree_unflatten(
-                treedef, [jnp.array(leaf[run]) for leaf in host]
-            )
-            return (run_state, run_buffers, indices[run], masks, measured, slots, length, x_all, run_y, run_initial)
 
         first = arguments(0)
         signature = str(jax.tree_util.tree_map(lambda leaf: (np.shape(leaf), np.result_type(leaf).str), first))
@@ -245,26 +260,36 @@ class _Program:
         compiled = self._compiled_one[signature]
 
         def train(run: int):
-            return jax.block_until_ready(compiled(*(first if run == 0 else arguments(run))))
+            return _on_host(compiled(*(first if run == 0 else arguments(run))))
 
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-        with ThreadPoolExecutor(max_workers=max(1, min(len(indices), cores))) as pool:
+        with ThreadPoolExecutor(max_workers=min(len(indices), 4 * cores)) as pool:
             results = list(pool.map(train, range(len(indices))))
-        return jax.tree_util.tree_map(lambda *leaves: jnp.asarray(np.stack(leaves)), *results)
+        return jax.tree_util.tree_map(lambda *leaves: np.stack(leaves), *results)
 
     def evaluate(self, trainable, non_trainable, x, y):
-        """(loss, accuracy) of every run (leading axis of the weights and y) on the shared x."""
+        """(loss, accuracy) of every run (leading axis of the weights and y, from the host) on the shared x."""
         if len(y) > 1:
-            return self._evaluate_many(trainable, non_trainable, x, y)
-        return _with_run_axis(self._evaluate_one(_first(trainable), _first(non_trainable), x, y[0]))
+            return _on_host(self._evaluate_many(trainable, non_trainable, x, y))
+        return _on_host(self._evaluate_one(_first(trainable), _first(non_trainable), x, y[0]), run_axis=True)
 
 
 def _first(tree):
-    return jax.tree_util.tree_map(lambda leaf: leaf[0], tree)
+    return _at(tree, 0)
 
 
-def _with_run_axis(tree):
-    return jax.tree_util.tree_map(lambda leaf: leaf[None], tree)
+def _at(tree, run: int):
+    return jax.tree_util.tree_map(lambda leaf: leaf[run], tree)
+
+
+def _to_device(tree):
+    """Fresh device copies of host arrays: a program may donate (overwrite) them, never the host's own."""
+    return jax.tree_util.tree_map(lambda leaf: jnp.array(leaf, copy=True), tree)
+
+
+def _on_host(tree, run_axis: bool = False):
+    """A program's results as numpy (views of its buffers on the CPU: no copy), with a leading run axis added where asked."""
+    return jax.tree_util.tree_map(lambda leaf: np.asarray(leaf)[None] if run_axis else np.asarray(leaf), tree)
 
 
 _PROGRAMS: dict[str, _Program] = {}

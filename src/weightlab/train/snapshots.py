@@ -31,6 +31,11 @@ class Snapshots(Mapping):
         """Keep ``weights`` (one array per variable, in ``names``' order) as the snapshot of ``step``."""
         raise NotImplementedError
 
+    def extend(self, steps: Sequence[int], stacks: Sequence[np.ndarray]) -> None:
+        """Keep several snapshots at once: ``stacks`` holds one (len(steps), *shape) array per variable."""
+        for index, step in enumerate(steps):
+            self.append(step, [stack[index] for stack in stacks])
+
     def truncate(self, count: int) -> None:
         """Keep only the first ``count`` snapshots."""
         raise NotImplementedError
