@@ -103,7 +103,8 @@ def test_every_snapshot_is_evaluated_on_the_whole_test_set(run):
     np.testing.assert_allclose(predict(model, inputs), probabilities[20], rtol=1e-5, atol=1e-7)
 
 
-def test_the_keras_loop_evaluates_as_the_batched_program_does(run):
+@pytest.mark.parametrize("activation_bytes", [256 << 20, 1])  # the whole set in one batch; batches of 500
+def test_the_keras_loop_evaluates_as_the_batched_program_does(run, monkeypatch, activation_bytes):
     from weightlab import data
     from weightlab.backend import keras_for
     from weightlab.evaluation import snapshots as evaluation
@@ -116,13 +117,39 @@ def test_the_keras_loop_evaluates_as_the_batched_program_does(run):
     for index in (0, 5, 47):
         store.append(index, [stack[index] for stack in weights.values()])
     dataset = data.load("synthetic")
-    x, y = to_inputs(dataset.x_test)[:700], dataset.y_test[:700]  # 700: a last, partial batch of the test set
+    x, y = to_inputs(dataset.x_test)[:700], dataset.y_test[:700]  # in batches of 500, a last, partial one
     model = build(run.config, keras_for("jax"))
+    monkeypatch.setattr(evaluation, "ACTIVATION_BYTES", activation_bytes)
+    assert evaluation.test_batch(model, len(x), activation_bytes) == (len(x) if activation_bytes > 1 else 500)
     batched = evaluation._evaluate_jax(model, store, x, y, x[:3])
     looped = evaluation._evaluate_by_loop(model, store, x, y, x[:3])
     np.testing.assert_allclose(batched["loss"], looped["loss"], rtol=1e-6)
     assert np.array_equal(batched["accuracy"], looped["accuracy"])
     np.testing.assert_allclose(batched["panel_probabilities"], looped["panel_probabilities"], rtol=1e-5, atol=1e-7)
+
+
+def test_test_batches_are_as_large_as_the_layer_outputs_allow():
+    from weightlab.backend import keras_for
+    from weightlab.evaluation.snapshots import SMALLEST_BATCH, test_batch
+
+    keras = keras_for("jax")
+    dense = keras.Sequential([keras.Input((784,)), keras.layers.Dense(64), keras.layers.Dense(10)])
+    assert test_batch(dense, 10_000) == 10_000 and test_batch(dense, 10_000, budget=8 * 74 * 600) == 600
+    conv = keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Conv2D(16, 3), keras.layers.Flatten()])
+    feature_maps = 2 * 26 * 26 * 16  # the convolution's outputs, and the same flattened
+    assert test_batch(conv, 10_000, budget=256 << 20) == (256 << 20) // (8 * feature_maps) < 10_000
+
+    class Subclassed(keras.Model):
+        def __init__(self):
+            super().__init__()
+            self.dense = keras.layers.Dense(10)
+
+        def call(self, x):
+            return self.dense(x)
+
+    subclassed = Subclassed()
+    subclassed(np.zeros((1, 784), np.float32))
+    assert test_batch(subclassed, 10_000) == SMALLEST_BATCH
 
 
 def test_cutting_epochs_into_chunks_for_a_small_buffer_changes_nothing(run, tmp_path, monkeypatch):
