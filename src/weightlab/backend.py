@@ -16,11 +16,6 @@ from weightlab.config import resolve_backend
 from weightlab.errors import ConfigError
 
 
-def available_cores() -> int:
-    """The CPU cores this process may run on (its affinity where the OS says, else all)."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-
-
 def keras_for(backend: str | None):
     """The keras module, running on ``backend`` (resolved as in `resolve_backend`)."""
     backend = resolve_backend(backend)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +17,7 @@ import weightlab
 from weightlab import data, models
 from weightlab.analysis.inputs import pixel_activity
 from weightlab.analysis.weights import layer_changes
-from weightlab.backend import available_cores, keras_for, set_random_seed
+from weightlab.backend import keras_for, set_random_seed
 from weightlab.bounds import model_size, require_fits
 from weightlab.config import RunConfig, is_keras_file
 from weightlab.errors import ConfigError
@@ -202,17 +201,20 @@ def run_many(
                     for k in range(len(packs[0]))
                 ]
                 fitted = [list(row) for row in zip(*columns)]
-            jobs = {
-                index: (keras, writers[index], configs[index], dataset, model, result, report)
-                + (training_path_reason(model, configs[index], fused_jax.TRAINING_PATH),)
-                for pack, pack_models, pack_results in zip(packs, models, fitted)
-                for index, model, result in zip(pack, pack_models, pack_results)
-            }
-            # Each run's evaluation, analysis and writing is its own (its model, its directory):
-            # side by side, their compiled evaluations fill both cores while another's Python runs.
-            with ThreadPoolExecutor(max_workers=min(len(jobs), available_cores())) as pool:
-                finished = pool.map(lambda job: _finish(*job, with_landscape=landscape), jobs.values())
-                stored.update(zip(jobs, finished))
+            for pack, pack_models, pack_results in zip(packs, models, fitted):
+                for index, model, result in zip(pack, pack_models, pack_results):
+                    reason = training_path_reason(model, configs[index], fused_jax.TRAINING_PATH)
+                    stored[index] = _finish(
+                        keras,
+                        writers[index],
+                        configs[index],
+                        dataset,
+                        model,
+                        result,
+                        report,
+                        reason,
+                        with_landscape=landscape,
+                    )
     return [stored[i] for i in range(len(configs))]
 
 

@@ -7,6 +7,7 @@ controls, variants) compile once.
 
 from __future__ import annotations
 
+import os
 from concurrent.futures import ThreadPoolExecutor
 
 import jax
@@ -261,9 +262,8 @@ class _Program:
         def train(run: int):
             return _on_host(compiled(*(first if run == 0 else arguments(run))))
 
-        from weightlab.backend import available_cores
-
-        with ThreadPoolExecutor(max_workers=min(len(indices), 4 * available_cores())) as pool:
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        with ThreadPoolExecutor(max_workers=min(len(indices), 4 * cores)) as pool:
             results = list(pool.map(train, range(len(indices))))
         return jax.tree_util.tree_map(lambda *leaves: np.stack(leaves), *results)
 
