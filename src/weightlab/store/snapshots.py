@@ -105,8 +105,8 @@ class SnapshotFile(Snapshots):
                 self._h5.create_dataset(
                     f"weights/{name}", shape=(0, *shape), maxshape=(None, *shape), chunks=(1, *shape), dtype=np.float32
                 )
-        steps = np.asarray(steps, dtype=np.int64)
-        for name, entries in (("steps", steps), ("epochs", steps / self.steps_per_epoch)):
+        numbers = np.asarray(steps, dtype=np.int64)
+        for name, entries in (("steps", numbers), ("epochs", numbers / self.steps_per_epoch)):
             self._h5[name].resize((count + added,))
             self._h5[name][count:] = entries
         for position, stack in enumerate(stacks):
