@@ -51,7 +51,9 @@ def plane_landscape(model, snapshots, plane, x_train, y_train, fit_samples: int,
     x, y = np.asarray(x_train[sample]), np.asarray(y_train[sample]).astype(np.int64)
     grid_a = grid_axes(plane.path[:, 0], GRID_POINTS if on_jax else LOOP_GRID_POINTS)
     grid_b = grid_axes(plane.path[:, 1], GRID_POINTS if on_jax else LOOP_GRID_POINTS)
-    points = np.stack(np.meshgrid(grid_a, grid_b), axis=-1).reshape(-1, 2).astype(np.float32)  # b-major: (B·A, 2)
+    # b-major: (B·A, 2). A diverged path can reach past float32's range: those points are inf, their losses NaN.
+    with np.errstate(over="ignore"):
+        points = np.stack(np.meshgrid(grid_a, grid_b), axis=-1).reshape(-1, 2).astype(np.float32)
     if cheap:
         losses = _grid_dense_first(model, mean, first, second, points, x, y)
     elif on_jax:

@@ -254,7 +254,7 @@ class _Program:
             )
 
         first = arguments(0)
-        signature = str(jax.tree_util.tree_map(lambda leaf: (np.shape(leaf), np.result_type(leaf).str), first))
+        signature = str(jax.tree_util.tree_map(lambda leaf: (np.shape(leaf), np.dtype(leaf.dtype).str), first))
         if signature not in self._compiled_one:
             self._compiled_one[signature] = self._chunk_one.lower(*first).compile()
         compiled = self._compiled_one[signature]
