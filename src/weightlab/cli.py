@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -274,6 +275,25 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_INTERRUPTED
 
 
+def entry() -> None:
+    """The `weightlab` command: `main`, then the process ends without the interpreter's teardown.
+
+    Everything a command writes is closed before `main` returns. Python's finalisation would
+    then free JAX's and XLA's objects one by one: ≈0.45 s of a 3.5 s `weightlab run`
+    (measured). The atexit handlers (logging's, Ray's shutdown) still run first.
+    """
+    import atexit
+
+    code = main()
+    atexit._run_exitfuncs()
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except BrokenPipeError:  # the reader went away (`| head`): nothing more can reach it
+        pass
+    os._exit(code)
+
+
 def interrupted_message(args) -> str:
     """What an interruption of this command kept, and how to go on: each command says its own."""
     command = args.command
@@ -524,4 +544,4 @@ def _dataset_info(name: str) -> dict:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()

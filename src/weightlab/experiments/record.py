@@ -78,7 +78,7 @@ def training_path_reason(model, config: RunConfig, path: str) -> str:
     from weightlab.train import fused_jax
 
     if path == fused_jax.TRAINING_PATH:
-        return "no non-trainable state or regulariser: one jitted scan per epoch trains it as model.fit would"
+        return "no non-trainable state or regulariser: one compiled loop per epoch trains it as model.fit would"
     if config.training_path == "keras.fit":
         return "asked for with --training-path keras.fit"
     if config.backend != "jax":

@@ -44,19 +44,19 @@ def why_not(model) -> str | None:
 
 
 def slower_than_fit(model) -> str | None:
-    """Why `model.fit` trains ``model`` faster than the fused scan here, in words; None when it does not.
+    """Why `model.fit` trains ``model`` faster than the fused loop here, in words; None when it does not.
 
     XLA's CPU backend runs a convolution inside a scan (a while loop) 3-5x slower than the same
     jitted step called once per batch, as `model.fit` calls it (measured: 21-31 against 6.3 ms a
-    step for the CNN); dense layers run as fast, or faster, in the scan.
+    step for the CNN); dense layers run as fast, or faster, in the loop.
     """
     if jax.default_backend() != "cpu":
         return None
     convolutions = [layer.name for layer in model._flatten_layers(include_self=False) if "Conv" in type(layer).__name__]
     if convolutions:
         return (
-            f"on the CPU, XLA runs the convolution(s) {', '.join(convolutions[:4])} inside the fused scan 3-5x slower "
-            "than model.fit's step per batch (--training-path fused-jax forces the scan)"
+            f"on the CPU, XLA runs the convolution(s) {', '.join(convolutions[:4])} inside the fused loop 3-5x slower "
+            "than model.fit's step per batch (--training-path fused-jax forces the loop)"
         )
     return None
 
