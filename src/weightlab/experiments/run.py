@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -55,8 +56,10 @@ def run(
         config, out, run_id, saved, orders = _resumable(Path(resume))
     else:
         config = dataclasses.replace(config or RunConfig(), **overrides).resolved()
-    keras = keras_for(config.backend)
-    dataset = _load(config, data_dir)
+    with ThreadPoolExecutor(max_workers=1) as pool:  # reading the data needs no Keras: it overlaps Keras's import
+        loading = pool.submit(_load, config, data_dir)
+        keras = keras_for(config.backend)
+        dataset = loading.result()
     with RunWriter(out, run_id or new_run_id(config), adopt=resume is not None) as writer:
         writer.write_json("config.json", {"format_version": FORMAT_VERSION, "config": config.to_dict()})
         model, x_train, y_train, drawn = _prepare(keras, config, dataset)
