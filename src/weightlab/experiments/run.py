@@ -157,10 +157,12 @@ def run_many(
                     configs[index], out=out, data_dir=data_dir, report=report, progress=progress, landscape=landscape
                 )
             continue
-        keras = keras_for(first.backend)
+        with ThreadPoolExecutor(max_workers=1) as pool:  # as in `run`: the data is read while Keras is imported
+            loading = pool.submit(_load, first, data_dir, datasets)
+            keras = keras_for(first.backend)
+            dataset = loading.result()
         from weightlab.train import fused_jax
 
-        dataset = _load(first, data_dir, datasets)
         with contextlib.ExitStack() as cleanup:
             # an unusable --out fails before training
             writers = {
