@@ -200,7 +200,7 @@ def seeds_table(repeats: int) -> str:
         ["seeds", "training", "runs/s (training)", "run_many call", "runs/s (call)", "peak memory"],
         rows,
         [
-            "`training`: the vmapped program's time (5 epochs, compilation included); "
+            "`training`: the runs' training together (5 epochs, compilation included; on the CPU side by side, a thread a run); "
             "the call adds each run's evaluation, analysis and writing."
         ],
     )
