@@ -4,6 +4,8 @@ import dataclasses
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from weightlab.backend import keras_for
 
@@ -234,3 +236,22 @@ def test_step_norms_are_exact_where_taken_and_absent_between(small, every):
         ):
             np.testing.assert_allclose(recorded[taken, v], reference[taken], rtol=2e-5, atol=1e-7)
             assert np.isnan(recorded[~taken, v]).all()
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.data())
+def test_loop_segments_cover_each_step_once_and_end_at_every_marked_step(data):
+    from weightlab.train.fused_program import loop_segments
+
+    rows = data.draw(st.integers(1, 40), label="rows")
+    length = data.draw(st.integers(1, rows), label="length")
+    measured = np.array(data.draw(st.lists(st.booleans(), min_size=rows, max_size=rows)))
+    slots = np.where(np.array(data.draw(st.lists(st.booleans(), min_size=rows, max_size=rows))), 0, -1)
+    ends, norm_rows, count = loop_segments(measured, slots, length)
+    ends, norm_rows = ends[:count], norm_rows[:count]
+    firsts = np.concatenate([[0], ends[:-1] + 1])
+    covered = np.concatenate([np.arange(first, end + 1) for first, end in zip(firsts, ends)])
+    assert np.array_equal(covered, np.arange(length))  # every real step once, in order; padding never
+    marked = (measured | (slots >= 0))[:length]
+    assert set(np.flatnonzero(marked)) <= set(ends.tolist()) and ends[-1] == length - 1
+    assert np.array_equal(norm_rows, np.where(marked[ends], ends, rows))  # unmarked ends: the scratch row

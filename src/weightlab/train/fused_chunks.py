@@ -6,6 +6,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from weightlab.train.fused_program import loop_segments
+
 # The on-device snapshot buffer's budget: an epoch whose snapshots need more is cut into chunks.
 SNAPSHOT_BUFFER_BYTES = 64 << 20
 
@@ -58,14 +60,13 @@ def last_finite_state(
             lambda leaf: jnp.array(leaf, copy=True), start
         )  # donated by the call: never start's own memory
         scratch = [jnp.zeros(buffer.shape[1:], buffer.dtype) for buffer in buffers]
-        replayed, _, _ = program._chunk_one(
+        replayed, _, _ = program.run_one(
             fresh,
             scratch,
             indices[run],
             masks,
-            measured,
+            loop_segments(measured, slots, kept),
             slots,
-            np.int32(kept),
             x_fit,
             y_fit[run],
             [leaf[run] for leaf in initial],

@@ -120,61 +120,67 @@ class _Program:
 
         nan_norms = jnp.full((3, bounds[-1]), jnp.nan, jnp.float32)  # an unmeasured step's norms
 
-        def one_step(step, carry, indices, masks, measured, slots, x_all, y_all, initial):
-            """Training step ``step`` of the chunk: its update, its outputs, its norms if measured, its snapshot if one.
-
-            The weight norms cost a pass over every weight (≈25-35% of a step on XLA's CPU backend
-            however the reductions are arranged: measured), so they are taken at the marked steps
-            only, under a cond whose only outputs are the norms. Nothing else branches: a switch
-            that carried the whole state through its branches cost XLA copies of it every step
-            (6.5 against 3.9 ms a step at hidden width 4,096; 83 against 75 µs at 64: measured). A
-            snapshot step copies its new weights into its slot of the snapshot buffers, which stay
-            on the device until the chunk ends.
-            """
+        def train_step(step, carry, indices, masks, x_all, y_all):
+            """Training step ``step`` of the chunk: the update, its losses and correct answers; also the weights before it."""
             (trainable, non_trainable, optimizer_vars), buffers, (losses_out, correct_out, norms_out) = carry
             mask = masks[step]
             x, y = x_all[indices[step]], y_all[indices[step]]
             (_, (losses, outputs, non_trainable)), grads = grad_fn(trainable, non_trainable, x, y, mask)
             new_trainable, optimizer_vars = optimizer.stateless_apply(optimizer_vars, grads, trainable)
             correct = jnp.stack([jnp.sum((jnp.argmax(probs, axis=-1) == y) * mask) for probs in outputs])
+            outputs = (losses_out.at[step].set(losses), correct_out.at[step].set(correct), norms_out)
+            return ((new_trainable, non_trainable, optimizer_vars), buffers, outputs), trainable
+
+        def segment_end(step, norm_row, carry, indices, masks, slots, x_all, y_all, initial):
+            """The last step of a segment: trained, its weight norms written to ``norm_row``, its snapshot taken if it is one."""
+            (state, buffers, (losses_out, correct_out, norms_out)), before = train_step(
+                step, carry, indices, masks, x_all, y_all
+            )
             if step_stats:
-                step_norms = jax.lax.cond(
-                    measured[step], lambda: step_norms_of(new_trainable, initial, trainable), lambda: nan_norms
-                )
-            else:
-                step_norms = nan_norms
+                norms_out = norms_out.at[norm_row].set(step_norms_of(state[0], initial, before))
             slot = slots[step]
             buffers = jax.lax.cond(
                 slot >= 0,
                 lambda held: [
                     jax.lax.dynamic_update_index_in_dim(buffer, weight.astype(buffer.dtype), slot, 0)
-                    for buffer, weight in zip(held, new_trainable)
+                    for buffer, weight in zip(held, state[0])
                 ],
                 lambda held: list(held),
                 buffers,
             )
-            outputs = (
-                losses_out.at[step].set(losses),
-                correct_out.at[step].set(correct),
-                norms_out.at[step].set(step_norms),
-            )
-            return (new_trainable, non_trainable, optimizer_vars), buffers, outputs
+            return state, buffers, (losses_out, correct_out, norms_out)
 
-        def chunk(state, buffers, indices, masks, measured, slots, length, x_all, y_all, initial):
-            """The first ``length`` steps of the chunk's rows; the outputs of rows past it stay NaN.
+        def chunk(state, buffers, indices, masks, ends, norm_rows, segments, slots, x_all, y_all, initial):
+            """The chunk's first ``segments`` segments: steps up to ``ends[j]``, the last of them measured.
 
-            Chunks have one padded shape (one compilation); the loop's trip count is a value, so
-            the padding is never stepped through.
+            The weight norms cost a pass over every weight (≈25-35% of a step on XLA's CPU backend
+            however the reductions are arranged: measured), so only the marked steps take them.
+            The loop is cut at those steps (`loop_segments`): plain steps in an inner loop with no
+            branch at all, then the measured one, its norms and its snapshot. A branch per step
+            cost more: a switch carrying the state through its branches made XLA copy it every
+            step (6.5 against 3.9 ms a step at hidden width 4,096), and a cond for the norms alone
+            kept the old weights alive and cost ≈10% of a step at width 64 (measured). Chunks have
+            one padded shape (one compilation); the trip counts are values, so padding is never
+            stepped through. Norms of a segment's last step that is not measured go to a scratch row.
             """
             rows = indices.shape[0]
             per_branch = jnp.full((rows, len(branches)), jnp.nan, jnp.float32)
-            outputs = (per_branch, per_branch, jnp.full((rows,) + nan_norms.shape, jnp.nan, jnp.float32))
-            return jax.lax.fori_loop(
-                0,
-                length,
-                lambda step, carry: one_step(step, carry, indices, masks, measured, slots, x_all, y_all, initial),
-                (state, buffers, outputs),
+            outputs = (per_branch, per_branch, jnp.full((rows + 1,) + nan_norms.shape, jnp.nan, jnp.float32))
+
+            def segment(j, carry):
+                first = jnp.where(j == 0, 0, ends[jnp.maximum(j - 1, 0)] + 1)
+                carry = jax.lax.fori_loop(
+                    first,
+                    ends[j],
+                    lambda step, inner: train_step(step, inner, indices, masks, x_all, y_all)[0],
+                    carry,
+                )
+                return segment_end(ends[j], norm_rows[j], carry, indices, masks, slots, x_all, y_all, initial)
+
+            state, buffers, (losses, correct, norms) = jax.lax.fori_loop(
+                0, segments, segment, (state, buffers, outputs)
             )
+            return state, buffers, (losses, correct, norms[:rows])
 
         def evaluate(trainable, non_trainable, x, y):
             """Per branch: (loss, accuracy) on (x, y)."""
@@ -187,10 +193,11 @@ class _Program:
         # train in one call, vmapped over a leading run axis; on the CPU, side by side in threads
         # (`chunk`). A single run takes the unbatched program, whose arithmetic is exactly
         # model.fit's (a batch of one changes XLA's kernels).
+        self.step_stats = step_stats
         self._chunk_one = jax.jit(chunk, donate_argnums=(0, 1))
         self._compiled_one: dict[str, object] = {}  # _chunk_one compiled ahead, by its arguments' shapes
         self._chunk_many = jax.jit(
-            jax.vmap(chunk, in_axes=(0, 0, 0, None, None, None, None, None, 0, 0)), donate_argnums=(0, 1)
+            jax.vmap(chunk, in_axes=(0, 0, 0, None, None, None, None, None, None, 0, 0)), donate_argnums=(0, 1)
         )
         self._evaluate_one = jax.jit(evaluate)
         self._evaluate_many = jax.jit(jax.vmap(evaluate, in_axes=(0, 0, None, 0)))
@@ -203,16 +210,15 @@ class _Program:
         stays on the device. Returns (state, buffers, per-step outputs); ``buffers[v][r, slots[t]]``
         holds run r's variable v after step t where it is a snapshot.
         """
-        length = np.int32(length)
+        segments = loop_segments(measured if self.step_stats else np.zeros_like(measured), slots, length)
         if len(indices) == 1:
             return _on_host(
-                self._chunk_one(
+                self.run_one(
                     *_to_device(_first((state, buffers))),
                     indices[0],
                     masks,
-                    measured,
+                    segments,
                     slots,
-                    length,
                     x_all,
                     y_all[0],
                     _first(initial),
@@ -221,13 +227,15 @@ class _Program:
             )
         if self.vmap_runs or (self.vmap_runs is None and jax.default_backend() != "cpu"):
             return _on_host(
-                self._chunk_many(
-                    *_to_device((state, buffers)), indices, masks, measured, slots, length, x_all, y_all, initial
-                )
+                self._chunk_many(*_to_device((state, buffers)), indices, masks, *segments, slots, x_all, y_all, initial)
             )
-        return self._side_by_side(state, buffers, indices, masks, measured, slots, length, x_all, y_all, initial)
+        return self._side_by_side(state, buffers, indices, masks, segments, slots, x_all, y_all, initial)
 
-    def _side_by_side(self, state, buffers, indices, masks, measured, slots, length, x_all, y_all, initial):
+    def run_one(self, state, buffers, indices, masks, segments, slots, x_all, y, initial):
+        """One run's chunk through the unbatched program (``segments`` from `loop_segments`); its state and buffers are donated."""
+        return self._chunk_one(state, buffers, indices, masks, *segments, slots, x_all, y, initial)
+
+    def _side_by_side(self, state, buffers, indices, masks, segments, slots, x_all, y_all, initial):
         """`chunk` for several runs on the CPU: each run's unbatched program in a thread of its own.
 
         One run's step keeps about one core busy; XLA's CPU backend gains little from vmapping
@@ -240,18 +248,7 @@ class _Program:
 
         def arguments(run: int) -> tuple:
             run_state, run_buffers = _to_device(jax.tree_util.tree_map(lambda leaf: leaf[run], (state, buffers)))
-            return (
-                run_state,
-                run_buffers,
-                indices[run],
-                masks,
-                measured,
-                slots,
-                length,
-                x_all,
-                y_all[run],
-                _at(initial, run),
-            )
+            return (run_state, run_buffers, indices[run], masks, *segments, slots, x_all, y_all[run], _at(initial, run))
 
         first = arguments(0)
         signature = str(jax.tree_util.tree_map(lambda leaf: (np.shape(leaf), np.dtype(leaf.dtype).str), first))
@@ -272,6 +269,24 @@ class _Program:
         if len(y) > 1:
             return _on_host(self._evaluate_many(trainable, non_trainable, x, y))
         return _on_host(self._evaluate_one(_first(trainable), _first(non_trainable), x, y[0]), run_axis=True)
+
+
+def loop_segments(measured: np.ndarray, slots: np.ndarray, length: int) -> tuple[np.ndarray, np.ndarray, np.int32]:
+    """How the program's loop cuts a chunk's first ``length`` steps: (ends, norm rows, count), padded to the chunk's rows.
+
+    Segment j is the steps after ``ends[j-1]`` up to ``ends[j]``: each measured step, each
+    snapshot step (whose norms are then taken too: exact wherever the weights are kept) and the
+    last step end one. The last step's norms go to the scratch row past the chunk's rows unless it is measured.
+    """
+    rows = len(measured)
+    marked = (np.asarray(measured, bool) | (np.asarray(slots) >= 0))[:length]
+    ends = np.flatnonzero(marked)
+    if not len(ends) or ends[-1] != length - 1:
+        ends = np.append(ends, length - 1)
+    norm_rows = np.where(marked[ends], ends, rows)
+    padded_ends, padded_rows = np.zeros(rows, np.int32), np.zeros(rows, np.int32)
+    padded_ends[: len(ends)], padded_rows[: len(ends)] = ends, norm_rows
+    return padded_ends, padded_rows, np.int32(len(ends))
 
 
 def _first(tree):
