@@ -241,7 +241,7 @@ def test_step_norms_are_exact_where_taken_and_absent_between(small, every):
 @settings(max_examples=200, deadline=None)
 @given(st.data())
 def test_loop_segments_cover_each_step_once_and_end_at_every_marked_step(data):
-    from weightlab.train.fused_program import loop_segments
+    from weightlab.train.fused_chunks import loop_segments
 
     rows = data.draw(st.integers(1, 40), label="rows")
     length = data.draw(st.integers(1, rows), label="length")

@@ -1,12 +1,11 @@
-"""The fused loop's pieces around a chunk: padding it, sizing the snapshot buffer, streaming its snapshots, replaying a divergence."""
+"""The fused loop's pieces around a chunk: padding it, cutting it into segments, moving runs' arrays between host and
+device, sizing the snapshot buffer, streaming its snapshots, replaying a divergence."""
 
 from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-
-from weightlab.train.fused_program import loop_segments
 
 # The on-device snapshot buffer's budget: an epoch whose snapshots need more is cut into chunks.
 SNAPSHOT_BUFFER_BYTES = 64 << 20
@@ -75,3 +74,41 @@ def last_finite_state(
         if all(np.isfinite(w).all() for w in replayed[0][branch]):
             return kept, replayed
     return 0, start
+
+
+def loop_segments(measured: np.ndarray, slots: np.ndarray, length: int) -> tuple[np.ndarray, np.ndarray, np.int32]:
+    """How the program's loop cuts a chunk's first ``length`` steps: (ends, norm rows, count), padded to the chunk's rows.
+
+    Segment j is the steps after ``ends[j-1]`` up to ``ends[j]``: each measured step, each
+    snapshot step (whose norms are then taken too: exact wherever the weights are kept) and the
+    last step end one. The last step's norms go to the scratch row past the chunk's rows unless it is measured.
+    """
+    rows = len(measured)
+    marked = (np.asarray(measured, bool) | (np.asarray(slots) >= 0))[:length]
+    ends = np.flatnonzero(marked)
+    if not len(ends) or ends[-1] != length - 1:
+        ends = np.append(ends, length - 1)
+    norm_rows = np.where(marked[ends], ends, rows)
+    padded_ends, padded_rows = np.zeros(rows, np.int32), np.zeros(rows, np.int32)
+    padded_ends[: len(ends)], padded_rows[: len(ends)] = ends, norm_rows
+    return padded_ends, padded_rows, np.int32(len(ends))
+
+
+def first_run(tree):
+    """Run 0's arrays of a tree whose leaves have a leading run axis."""
+    return run_at(tree, 0)
+
+
+def run_at(tree, run: int):
+    """Run ``run``'s arrays of a tree whose leaves have a leading run axis."""
+    return jax.tree_util.tree_map(lambda leaf: leaf[run], tree)
+
+
+def to_device(tree):
+    """Fresh device copies of host arrays: a program may donate (overwrite) them, never the host's own."""
+    return jax.tree_util.tree_map(lambda leaf: jnp.array(leaf, copy=True), tree)
+
+
+def on_host(tree, run_axis: bool = False):
+    """A program's results as numpy (views of its buffers on the CPU: no copy), with a leading run axis added where asked."""
+    return jax.tree_util.tree_map(lambda leaf: np.asarray(leaf)[None] if run_axis else np.asarray(leaf), tree)

@@ -14,6 +14,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from weightlab.train.fused_chunks import first_run, loop_segments, on_host, run_at, to_device
+
 
 def why_not(model) -> str | None:
     """Why the fused path cannot drive ``model``, in words; None when it can.
@@ -212,22 +214,22 @@ class _Program:
         """
         segments = loop_segments(measured if self.step_stats else np.zeros_like(measured), slots, length)
         if len(indices) == 1:
-            return _on_host(
+            return on_host(
                 self.run_one(
-                    *_to_device(_first((state, buffers))),
+                    *to_device(first_run((state, buffers))),
                     indices[0],
                     masks,
                     segments,
                     slots,
                     x_all,
                     y_all[0],
-                    _first(initial),
+                    first_run(initial),
                 ),
                 run_axis=True,
             )
         if self.vmap_runs or (self.vmap_runs is None and jax.default_backend() != "cpu"):
-            return _on_host(
-                self._chunk_many(*_to_device((state, buffers)), indices, masks, *segments, slots, x_all, y_all, initial)
+            return on_host(
+                self._chunk_many(*to_device((state, buffers)), indices, masks, *segments, slots, x_all, y_all, initial)
             )
         return self._side_by_side(state, buffers, indices, masks, segments, slots, x_all, y_all, initial)
 
@@ -247,8 +249,18 @@ class _Program:
         """
 
         def arguments(run: int) -> tuple:
-            run_state, run_buffers = _to_device(jax.tree_util.tree_map(lambda leaf: leaf[run], (state, buffers)))
-            return (run_state, run_buffers, indices[run], masks, *segments, slots, x_all, y_all[run], _at(initial, run))
+            run_state, run_buffers = to_device(jax.tree_util.tree_map(lambda leaf: leaf[run], (state, buffers)))
+            return (
+                run_state,
+                run_buffers,
+                indices[run],
+                masks,
+                *segments,
+                slots,
+                x_all,
+                y_all[run],
+                run_at(initial, run),
+            )
 
         first = arguments(0)
         signature = str(jax.tree_util.tree_map(lambda leaf: (np.shape(leaf), np.dtype(leaf.dtype).str), first))
@@ -257,7 +269,7 @@ class _Program:
         compiled = self._compiled_one[signature]
 
         def train(run: int):
-            return _on_host(compiled(*(first if run == 0 else arguments(run))))
+            return on_host(compiled(*(first if run == 0 else arguments(run))))
 
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
         with ThreadPoolExecutor(max_workers=min(len(indices), 4 * cores)) as pool:
@@ -267,44 +279,8 @@ class _Program:
     def evaluate(self, trainable, non_trainable, x, y):
         """(loss, accuracy) of every run (leading axis of the weights and y, from the host) on the shared x."""
         if len(y) > 1:
-            return _on_host(self._evaluate_many(trainable, non_trainable, x, y))
-        return _on_host(self._evaluate_one(_first(trainable), _first(non_trainable), x, y[0]), run_axis=True)
-
-
-def loop_segments(measured: np.ndarray, slots: np.ndarray, length: int) -> tuple[np.ndarray, np.ndarray, np.int32]:
-    """How the program's loop cuts a chunk's first ``length`` steps: (ends, norm rows, count), padded to the chunk's rows.
-
-    Segment j is the steps after ``ends[j-1]`` up to ``ends[j]``: each measured step, each
-    snapshot step (whose norms are then taken too: exact wherever the weights are kept) and the
-    last step end one. The last step's norms go to the scratch row past the chunk's rows unless it is measured.
-    """
-    rows = len(measured)
-    marked = (np.asarray(measured, bool) | (np.asarray(slots) >= 0))[:length]
-    ends = np.flatnonzero(marked)
-    if not len(ends) or ends[-1] != length - 1:
-        ends = np.append(ends, length - 1)
-    norm_rows = np.where(marked[ends], ends, rows)
-    padded_ends, padded_rows = np.zeros(rows, np.int32), np.zeros(rows, np.int32)
-    padded_ends[: len(ends)], padded_rows[: len(ends)] = ends, norm_rows
-    return padded_ends, padded_rows, np.int32(len(ends))
-
-
-def _first(tree):
-    return _at(tree, 0)
-
-
-def _at(tree, run: int):
-    return jax.tree_util.tree_map(lambda leaf: leaf[run], tree)
-
-
-def _to_device(tree):
-    """Fresh device copies of host arrays: a program may donate (overwrite) them, never the host's own."""
-    return jax.tree_util.tree_map(lambda leaf: jnp.array(leaf, copy=True), tree)
-
-
-def _on_host(tree, run_axis: bool = False):
-    """A program's results as numpy (views of its buffers on the CPU: no copy), with a leading run axis added where asked."""
-    return jax.tree_util.tree_map(lambda leaf: np.asarray(leaf)[None] if run_axis else np.asarray(leaf), tree)
+            return on_host(self._evaluate_many(trainable, non_trainable, x, y))
+        return on_host(self._evaluate_one(first_run(trainable), first_run(non_trainable), x, y[0]), run_axis=True)
 
 
 _PROGRAMS: dict[str, _Program] = {}
