@@ -9,7 +9,6 @@ Labels are integers from 0; the number of classes is the largest training label 
 
 from __future__ import annotations
 
-import hashlib
 import zipfile
 from pathlib import Path
 
@@ -22,11 +21,10 @@ MAX_CLASSES = 100_000  # a label beyond this is an identifier, not a class numbe
 
 
 def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    """The SHA-256 of the user's file, as every digest weightlab records is taken (`store.format.file_digest`)."""
+    from weightlab.store.format import file_digest
+
+    return file_digest(path)
 
 
 def read(path: str | Path) -> dict[str, np.ndarray]:

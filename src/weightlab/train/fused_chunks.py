@@ -26,9 +26,9 @@ def buffer_capacity(schedule: np.ndarray, steps_per_epoch: int, shapes: list[tup
 
 def stream_snapshots(sinks, buffers, taken, stopped: dict, newly_stopped: set, branches: int, width: int) -> None:
     """Hand each view's snapshots of this chunk to its store: those up to where a diverged view stopped, then its kept state."""
-    # Sliced on the host: slicing the device array compiles a slice for every new count of
-    # snapshots (25-80 ms an epoch, measured), copying them out costs microseconds.
-    held = [np.array(np.asarray(buffer)[:, : len(taken)]) for buffer in buffers] if taken else []
+    # Host arrays (`on_host`): slicing them costs nothing, where slicing the device buffers compiled
+    # a slice for every new count of snapshots (25-80 ms an epoch, measured).
+    held = [buffer[:, : len(taken)] for buffer in buffers] if taken else []
     for v, sink in enumerate(sinks):
         if v in stopped and v not in newly_stopped:
             continue
@@ -51,13 +51,11 @@ def last_finite_state(
     Returns (steps kept in the chunk, the run's state as numpy). The weights after those steps
     produced the non-finite loss; if ``branch``'s are themselves not finite, one step fewer is kept.
     """
-    start = jax.tree_util.tree_map(lambda leaf: leaf[run], before)
+    start = run_at(before, run)
     for kept in (bad, bad - 1):
         if kept <= 0:
             return 0, start
-        fresh = jax.tree_util.tree_map(
-            lambda leaf: jnp.array(leaf, copy=True), start
-        )  # donated by the call: never start's own memory
+        fresh = to_device(start)  # donated by the call: never start's own memory
         scratch = [jnp.zeros(buffer.shape[1:], buffer.dtype) for buffer in buffers]
         replayed, _, _ = program.run_one(
             fresh,
@@ -68,7 +66,7 @@ def last_finite_state(
             slots,
             x_fit,
             y_fit[run],
-            [leaf[run] for leaf in initial],
+            run_at(initial, run),
         )
         replayed = jax.tree_util.tree_map(lambda leaf: np.array(leaf, copy=True), replayed)
         if all(np.isfinite(w).all() for w in replayed[0][branch]):

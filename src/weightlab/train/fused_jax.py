@@ -235,8 +235,8 @@ def _fit(
         slots = np.full(chunk_length, -1, dtype=np.int32)
         slots[[index for index, _ in taken]] = np.arange(len(taken), dtype=np.int32)
         global_steps = epoch * steps_per_epoch + first + 1 + np.arange(chunk_length)
-        # A snapshot step's norms are taken too: they are exact wherever its weights are kept.
-        measured_steps = measured(global_steps, config.step_stats_every, steps_per_epoch, total_steps) | (slots >= 0)
+        # (a snapshot step's norms are taken too, `loop_segments`: exact wherever its weights are kept)
+        measured_steps = measured(global_steps, config.step_stats_every, steps_per_epoch, total_steps)
         before = state  # kept to replay this chunk if a run diverges in it (the chunk copies its inputs)
         state, buffers, (loss, correct, chunk_norms) = program.chunk(
             state, buffers, indices, masks, measured_steps, slots, length, x_fit, y_fit, initial

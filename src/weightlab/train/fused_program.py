@@ -120,7 +120,7 @@ class _Program:
                 columns.append(jnp.sqrt(jnp.sum(stacked * stacked, axis=1)))
             return jnp.stack(columns, axis=1)
 
-        nan_norms = jnp.full((3, bounds[-1]), jnp.nan, jnp.float32)  # an unmeasured step's norms
+        norms_shape = (3, bounds[-1])  # a step's norms: three per variable of every branch
 
         def train_step(step, carry, indices, masks, x_all, y_all):
             """Training step ``step`` of the chunk: the update, its losses and correct answers; also the weights before it."""
@@ -167,7 +167,7 @@ class _Program:
             """
             rows = indices.shape[0]
             per_branch = jnp.full((rows, len(branches)), jnp.nan, jnp.float32)
-            outputs = (per_branch, per_branch, jnp.full((rows + 1,) + nan_norms.shape, jnp.nan, jnp.float32))
+            outputs = (per_branch, per_branch, jnp.full((rows + 1,) + norms_shape, jnp.nan, jnp.float32))
 
             def segment(j, carry):
                 first = jnp.where(j == 0, 0, ends[jnp.maximum(j - 1, 0)] + 1)
@@ -249,7 +249,7 @@ class _Program:
         """
 
         def arguments(run: int) -> tuple:
-            run_state, run_buffers = to_device(jax.tree_util.tree_map(lambda leaf: leaf[run], (state, buffers)))
+            run_state, run_buffers = to_device(run_at((state, buffers), run))
             return (
                 run_state,
                 run_buffers,
