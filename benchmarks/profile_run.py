@@ -119,7 +119,7 @@ def profile_once() -> dict:
     lap("import weightlab's training, evaluation, store and report modules")
     stages = Stages()
     wrapped = (
-        (run_module, "_load", "data loading (MNIST from the cache)"),
+        (run_module, "_load", "data loading (MNIST from the cache) and its float32 inputs"),
         (run_module, "_prepare", "model build, data orders, inputs"),
         (fused_jax, "fit", "training (fused JAX, 5 epochs; snapshots streamed)"),
         (keras_fit, "predict", "test evaluation (after, before)"),
@@ -129,7 +129,6 @@ def profile_once() -> dict:
         (run_module, "layer_changes", "analysis"),
         (run_module, "input_analysis", "analysis"),
         (run_module, "weight_samples", "analysis"),
-        (run_module, "_activity", "analysis"),
         (weightlab.report.html, "write_report", "report.html"),
         *[
             (RunWriter, method, "writing the run directory")

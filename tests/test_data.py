@@ -241,3 +241,35 @@ def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path):
     with atomic_write(target) as handle:
         handle.write("new")
     assert target.read_text() == "new"
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.float64, np.int16])
+def test_model_inputs_are_the_tutorials_scaling_flat_and_read_only(dtype):
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, size=(5, 4, 3)).astype(dtype)
+    flat = data.model_inputs(images)
+    expected = images.reshape(5, -1).astype(np.float32)
+    if dtype == np.uint8:
+        expected = expected / np.float32(255)  # the tutorial's astype("float32") / 255
+    assert flat.dtype == np.float32 and flat.shape == (5, 12)
+    assert np.array_equal(flat, expected)
+    assert not flat.flags.writeable
+    assert images.flags.writeable  # the caller's array is left as it was
+
+
+def test_model_inputs_of_float32_examples_are_a_view_not_a_copy():
+    images = np.random.default_rng(1).random((4, 2, 2), dtype=np.float32)
+    flat = data.model_inputs(images)
+    assert np.shares_memory(flat, images) and flat.shape == (4, 4)
+
+
+def test_a_datasets_inputs_and_activity_are_made_once_and_shared(tiny):
+    dataset = data.Dataset("tiny", **tiny, source="generate", seconds=0.0, verified=False)
+    train = dataset.inputs("train")
+    assert dataset.inputs("train") is train  # every run of a comparison trains on the one copy
+    assert np.array_equal(train, data.model_inputs(tiny["x_train"]))
+    assert np.array_equal(dataset.inputs("test"), data.model_inputs(tiny["x_test"]))
+    activity = dataset.activity(7)
+    assert dataset.activity(7) is activity
+    assert activity.tolist() == (tiny["x_train"][:7].reshape(7, -1) != 0).sum(axis=0).tolist()
+    assert dataset.activity(20).sum() >= activity.sum()  # another count is its own entry

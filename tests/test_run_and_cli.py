@@ -256,6 +256,27 @@ def test_a_users_own_jax_cache_is_left_alone(tmp_path):
         jax.config.update("jax_compilation_cache_dir", before)
 
 
+def test_imports_under_a_paused_collector_leave_it_as_it_was_and_their_objects_frozen():
+    import gc
+
+    from weightlab.backend import collector_paused
+
+    frozen = gc.get_freeze_count()
+    try:
+        for enabled in (True, False):
+            (gc.enable if enabled else gc.disable)()
+            with collector_paused():
+                assert not gc.isenabled()
+                made = [[index] for index in range(1000)]  # tracked containers, as an import makes
+            assert gc.isenabled() is enabled
+            assert gc.get_freeze_count() >= frozen + len(made)
+            collected_from = {id(item) for item in gc.get_objects()}  # the generations a collection traverses
+            assert not any(id(item) in collected_from for item in made)
+    finally:
+        gc.enable()
+        gc.unfreeze()
+
+
 def test_jupyter_summary_shows_the_numbers_and_escapes_paths(cli_run, tmp_path):
     import shutil
 

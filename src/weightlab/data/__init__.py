@@ -21,7 +21,25 @@ from weightlab.data.registry import DATASETS, SYNTHETIC, DatasetSpec
 from weightlab.errors import DataError
 from weightlab.fileio import atomic_write
 
-__all__ = ["DATASETS", "Dataset", "cache_path", "load", "verify_arrays", "weightlab_home"]
+__all__ = ["DATASETS", "Dataset", "cache_path", "load", "model_inputs", "verify_arrays", "weightlab_home"]
+
+
+def model_inputs(examples: np.ndarray) -> np.ndarray:
+    """Examples as models take them, one flat row each: float32, uint8 scaled to [0, 1] as the
+    tutorial scales MNIST's pixels (other dtypes cast). A new array is read-only; float32
+    examples are returned as a flat view, not copied.
+
+    One pass: the cast and the division are one ufunc call, exactly the tutorial's
+    ``astype("float32") / 255`` (float32 division), without a second pass over a fresh array.
+    """
+    flat = np.asarray(examples).reshape(len(examples), -1)
+    if flat.dtype != np.float32:
+        if flat.dtype == np.uint8:
+            flat = np.divide(flat, np.float32(255.0), dtype=np.float32)
+        else:
+            flat = flat.astype(np.float32)
+        flat.flags.writeable = False  # one copy, shared by every run that trains on it
+    return flat
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -38,6 +56,22 @@ class Dataset:
     verified: bool  # True when the arrays matched the carried digests
     tried: tuple[tuple[str, str], ...] = ()  # (source, why it could not serve) for each source tried before
     sha256: str | None = None  # of the user's .npz file, for a dataset given as a path
+    # What runs derive from the arrays, made once and kept with them: a comparison's or proof's runs share one dataset.
+    _derived: dict = dataclasses.field(default_factory=dict, repr=False)
+
+    def inputs(self, split: str) -> np.ndarray:
+        """x_train or x_test ("train" or "test") as models take them, flat (`model_inputs`), made once."""
+        if ("inputs", split) not in self._derived:
+            self._derived["inputs", split] = model_inputs(getattr(self, f"x_{split}"))
+        return self._derived["inputs", split]
+
+    def activity(self, samples: int) -> np.ndarray:
+        """In how many of the first ``samples`` training examples each input feature is non-zero, made once."""
+        from weightlab.analysis.inputs import pixel_activity
+
+        if ("activity", samples) not in self._derived:
+            self._derived["activity", samples] = pixel_activity(self.x_train[:samples])
+        return self._derived["activity", samples]
 
     def arrays(self) -> dict[str, np.ndarray]:
         return {name: getattr(self, name) for name in ARRAY_NAMES}

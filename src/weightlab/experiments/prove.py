@@ -17,13 +17,11 @@ from pathlib import Path
 
 import numpy as np
 
-from weightlab import data, models
+from weightlab import models
 from weightlab.analysis import controls, stats
-from weightlab.analysis.inputs import pixel_activity
-from weightlab.backend import keras_for
 from weightlab.bounds import model_size, require_fits
 from weightlab.config import MAX_SEEDS, RunConfig, require_int
-from weightlab.experiments.run import run_many
+from weightlab.experiments.run import keras_and_data, run_many
 from weightlab.store import FORMAT_VERSION, RunWriter, dumps
 from weightlab.store.format import short_name
 
@@ -51,22 +49,21 @@ def prove(
     """Run the experiment and its controls over ``seeds`` seeds (config.seed, config.seed + 1, …)."""
     require_int("seeds", seeds, 1, "--seeds", maximum=MAX_SEEDS)
     config = dataclasses.replace(config or RunConfig(), **overrides).resolved()
-    keras = keras_for(config.backend)
+    keras, dataset = keras_and_data(config, data_dir)
     from weightlab.train.keras_fit import evaluate, to_inputs
     from weightlab.train.tracker import variable_names
 
     proof_id = f"{datetime.datetime.now():%Y%m%d-%H%M%S}-{short_name(config)}-{seeds}seeds-{secrets.token_hex(2)}"
     with RunWriter(out, proof_id) as writer:
-        dataset = data.load(config.dataset, data_dir=data_dir)
         fit_samples = config.fit_samples(len(dataset.x_train))
         # every seed's run and control train together: all of them must fit before anything is built
         inputs, classes = int(np.prod(dataset.x_train.shape[1:])), max(2, int(dataset.y_train.max()) + 1)
         require_fits(config, fit_samples, *model_size(config, inputs, classes), runs=2 * seeds)
-        activity = pixel_activity(dataset.x_train[:fit_samples])
+        activity = dataset.activity(fit_samples)
         # One model whose trainable weights are set for each evaluation. (A model with non-trainable
         # state keeps its initial state here: BatchNormalization's statistics are not in the snapshots.)
         evaluator = models.build(config, keras, dataset.shape())
-        x_test = to_inputs(dataset.x_test, models.input_shape(evaluator))
+        x_test = to_inputs(dataset.inputs("test"), models.input_shape(evaluator))
         names = variable_names(evaluator)
 
         def test_set(weights: dict[str, np.ndarray]) -> tuple[float, float]:
@@ -122,7 +119,7 @@ def _shared_plane(writer: RunWriter, model, trained, shuffled, dataset, fit_samp
             model,
             both,
             plane,
-            to_inputs(dataset.x_train, models.input_shape(model)),
+            to_inputs(dataset.inputs("train"), models.input_shape(model)),
             dataset.y_train,
             fit_samples,
             trained.config.seed,

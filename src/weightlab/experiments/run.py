@@ -16,7 +16,6 @@ import numpy as np
 
 import weightlab
 from weightlab import data, models
-from weightlab.analysis.inputs import pixel_activity
 from weightlab.analysis.weights import layer_changes
 from weightlab.backend import keras_for, set_random_seed
 from weightlab.bounds import model_size, require_fits
@@ -56,7 +55,7 @@ def run(
         config, out, run_id, saved, orders = _resumable(Path(resume))
     else:
         config = dataclasses.replace(config or RunConfig(), **overrides).resolved()
-    keras, dataset = _keras_and_data(config, data_dir)
+    keras, dataset = keras_and_data(config, data_dir)
     with RunWriter(out, run_id or new_run_id(config), adopt=resume is not None) as writer:
         writer.write_json("config.json", {"format_version": FORMAT_VERSION, "config": config.to_dict()})
         model, x_train, y_train, drawn = _prepare(keras, config, dataset)
@@ -154,7 +153,7 @@ def run_many(
                     configs[index], out=out, data_dir=data_dir, report=report, progress=progress, landscape=landscape
                 )
             continue
-        keras, dataset = _keras_and_data(first, data_dir, datasets)
+        keras, dataset = keras_and_data(first, data_dir, datasets)
         from weightlab.train import fused_jax
 
         with contextlib.ExitStack() as cleanup:
@@ -260,8 +259,10 @@ def _trained_together(configs: list[RunConfig]) -> list[list[list[int]]]:
     return together
 
 
-def _keras_and_data(config: RunConfig, data_dir, loaded: dict | None = None):
-    """(keras on the config's backend, the config's dataset): the data is read while Keras is imported (≈0.2 s saved)."""
+def keras_and_data(config: RunConfig, data_dir, loaded: dict | None = None):
+    """(keras on the config's backend, the config's dataset, its inputs prepared): the data is read
+    and made into float32 inputs while Keras is imported (≈0.5 s saved: numpy's casts and the
+    kernel's page faults run without the interpreter lock, beside the import)."""
     with ThreadPoolExecutor(max_workers=1) as pool:  # reading the data needs no Keras
         loading = pool.submit(_load, config, data_dir, loaded)
         keras = keras_for(config.backend)
@@ -269,7 +270,8 @@ def _keras_and_data(config: RunConfig, data_dir, loaded: dict | None = None):
 
 
 def _load(config: RunConfig, data_dir, loaded: dict | None = None):
-    """The config's dataset (from ``loaded``, by name, where given), checked against its batch size."""
+    """The config's dataset (from ``loaded``, by name, where given), checked against its batch size,
+    with what every run derives from it made: its float32 inputs and the training pixels' activity."""
     dataset = loaded.get(config.dataset) if loaded is not None else None
     if dataset is None:
         dataset = data.load(config.dataset, data_dir=data_dir)
@@ -282,6 +284,9 @@ def _load(config: RunConfig, data_dir, loaded: dict | None = None):
         )
     inputs, classes = int(np.prod(dataset.x_train.shape[1:])), max(2, int(dataset.y_train.max()) + 1)
     require_fits(config, fit_samples, *model_size(config, inputs, classes))
+    for split in ("train", "test"):
+        dataset.inputs(split)
+    dataset.activity(fit_samples)
     return dataset
 
 
@@ -295,7 +300,7 @@ def _prepare(keras, config: RunConfig, dataset):
     set_random_seed(keras, config.seed)
     model = models.build(config, keras, dataset.shape())
     orders = draw_orders(model, config.fit_samples(len(dataset.x_train)), config.epochs)
-    inputs = to_inputs(dataset.x_train, models.input_shape(model))
+    inputs = to_inputs(dataset.inputs("train"), models.input_shape(model))
     return model, inputs, training_labels(dataset.y_train, config), orders
 
 
@@ -321,9 +326,9 @@ def _finish(
 
     fit_samples = config.fit_samples(len(dataset.x_train))
     if x_test is None:
-        x_test = to_inputs(dataset.x_test, models.input_shape(model))
+        x_test = to_inputs(dataset.inputs("test"), models.input_shape(model))
     if x_train is None:
-        x_train = to_inputs(dataset.x_train, models.input_shape(model))
+        x_train = to_inputs(dataset.inputs("train"), models.input_shape(model))
     tracked = fitted.tracked
     initial, final = tracked.initial(), tracked.final()
     # "Before" is measured after training, on the initial weights the tracker kept:
@@ -371,7 +376,7 @@ def _finish(
             fit_samples,
             initial,
             final,
-            _activity(dataset.x_train, fit_samples) if fit_samples else None,
+            dataset.activity(fit_samples) if fit_samples else None,
         ),
         "weight_samples": weight_samples(initial, final),
     }
@@ -445,20 +450,6 @@ def training_path(model, config: RunConfig):
             "this model has non-trainable state the fused-jax path does not drive; pass --training-path keras.fit"
         )
     return keras_fit
-
-
-_ACTIVITY: list = [
-    None,
-    0,
-    None,
-]  # (training images, samples, their pixel activity) of the last run: a comparison's runs share it
-
-
-def _activity(images: np.ndarray, samples: int) -> np.ndarray:
-    """How many of the first ``samples`` images light each pixel (remembered for the same array)."""
-    if _ACTIVITY[0] is not images or _ACTIVITY[1] != samples:
-        _ACTIVITY[:] = [images, samples, pixel_activity(images[:samples])]
-    return _ACTIVITY[2]
 
 
 def weight_samples(initial: dict[str, np.ndarray], final: dict[str, np.ndarray]) -> list[dict]:

@@ -168,15 +168,13 @@ def _replay_sentence(tiling, evaluations: dict, snapshots: int) -> str:
 
 
 def _data_sections(s, tiling, shape, weights, predictions, dataset) -> list[FigureSection]:
-    from weightlab.analysis.inputs import pixel_activity
-
     sections = []
     flat_image = tiling is not None and tiling.kind == "dense" and tiling.channels == 1
     if flat_image and dataset is not None and dataset.x_train[0].size == tiling.tile_height * tiling.tile_width:
         kernels = weights[tiling.variable]
         change = np.sqrt(np.sum((kernels[-1].astype(np.float64) - kernels[0]) ** 2, axis=1)).reshape(shape[:2])
         fit_samples = s["samples"]["train"]
-        activity = pixel_activity(dataset.x_train[:fit_samples]).reshape(shape[:2])
+        activity = dataset.activity(fit_samples).reshape(shape[:2])
         from weightlab.report import png
 
         sections.append(

@@ -33,35 +33,24 @@ class FitResult:
     diverged: dict | None = None
 
 
-_PREPARED: list[tuple[np.ndarray, np.ndarray]] = []  # (examples, flat inputs) of the last two arrays prepared
-
-
 def to_inputs(examples: np.ndarray, shape: tuple[int, ...] | None = None) -> np.ndarray:
-    """Examples as the model takes them: float32, uint8 scaled to [0, 1] as the tutorial scales
-    MNIST's pixels (other dtypes as they are), each reshaped to ``shape`` (default: flat).
+    """Examples as the model takes them (`data.model_inputs`: float32, uint8 scaled to [0, 1]),
+    each reshaped to ``shape`` (default: flat).
 
     ``shape`` is the model's input shape without the batch axis: (784,) for the tutorial's MLP,
-    (28, 28, 1) for the CNN. The float32 copy is made once per array and the reshape is a view
-    of it; the result is read-only and remembered for the last two arrays (a dataset's training
-    and test examples): a proof or comparison prepares the same arrays for every run it trains.
+    (28, 28, 1) for the CNN. The reshape is a view: pass a dataset's prepared inputs
+    (`Dataset.inputs`), made once for all the runs that share it, and nothing is copied.
     """
-    flat = None
-    for seen, inputs in _PREPARED:
-        if seen is examples:
-            flat = inputs
-    if flat is None:
-        flat = examples.reshape(len(examples), -1).astype(np.float32)
-        if examples.dtype == np.uint8:
-            flat /= np.float32(255.0)
-        flat.flags.writeable = False
-        _PREPARED[:] = [*_PREPARED[-1:], (examples, flat)]
+    from weightlab.data import model_inputs
+
+    flat = model_inputs(examples)
     if shape is None:
         return flat
     if int(np.prod(shape)) != flat.shape[1]:
         from weightlab.errors import ConfigError
 
         raise ConfigError(
-            f"the model takes examples of shape {tuple(shape)} and the data's are {examples.shape[1:]}; "
+            f"the model takes examples of shape {tuple(shape)} and the data's have {flat.shape[1]} values each; "
             "pass a model built for this data"
         )
     return flat.reshape(len(flat), *shape)
