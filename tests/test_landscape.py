@@ -130,15 +130,15 @@ def test_the_whole_model_route_agrees_with_the_shortcut(run):
     first, second = ([rng.normal(size=w.shape).astype(np.float32) * 0.01 for w in mean] for _ in range(2))
     points = rng.normal(size=(7, 2)).astype(np.float32)
     x, y = rng.random((50, 784)).astype(np.float32), rng.integers(0, 10, 50)
+
+    def grid(kind):
+        return landscape._grid_program(
+            model, kind, landscape._arguments(model, kind, mean, first, second, points, x, y)
+        )()
+
+    np.testing.assert_allclose(grid("dense-first"), grid("whole"), rtol=1e-5)
     np.testing.assert_allclose(
-        landscape._grid_dense_first(model, mean, first, second, points, x, y),
-        landscape._grid_whole_model(model, mean, first, second, points, x, y),
-        rtol=1e-5,
-    )
-    np.testing.assert_allclose(
-        landscape._grid_by_loop(model, mean, first, second, points, x, y),
-        landscape._grid_whole_model(model, mean, first, second, points, x, y),
-        rtol=1e-5,
+        landscape._grid_by_loop(model, mean, first, second, points, x, y), grid("whole"), rtol=1e-5
     )
 
 

@@ -13,11 +13,10 @@ On backends other than JAX a coarser grid is evaluated point by point.
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 
 from weightlab.analysis.path import combine, gram_matrix, grid_axes, principal_plane
+from weightlab.evaluation.snapshots import compile_ahead as compile_snapshots_ahead
 from weightlab.evaluation.snapshots import evaluate_snapshots
 
 GRID_POINTS = 25  # per axis, on JAX
@@ -46,20 +45,17 @@ def plane_landscape(model, snapshots, plane, x_train, y_train, fit_samples: int,
         combine(snapshots, np.column_stack([np.full(snapshots.count, 1.0 / snapshots.count), plane.coefficients]))
     )
     on_jax = keras.backend.backend() == "jax"
-    cheap = on_jax and _dense_first(model, x_train) is not None
-    sample = sample_indices(fit_samples, SAMPLE if cheap else GENERIC_SAMPLE, seed)
-    x, y = np.asarray(x_train[sample]), np.asarray(y_train[sample]).astype(np.int64)
+    kind = _kind(model, x_train)
+    x, y, sample = _sample(kind, x_train, y_train, fit_samples, seed)
     grid_a = grid_axes(plane.path[:, 0], GRID_POINTS if on_jax else LOOP_GRID_POINTS)
     grid_b = grid_axes(plane.path[:, 1], GRID_POINTS if on_jax else LOOP_GRID_POINTS)
     # b-major: (B·A, 2). A diverged path can reach past float32's range: those points are inf, their losses NaN.
     with np.errstate(over="ignore"):
         points = np.stack(np.meshgrid(grid_a, grid_b), axis=-1).reshape(-1, 2).astype(np.float32)
-    if cheap:
-        losses = _grid_dense_first(model, mean, first, second, points, x, y)
-    elif on_jax:
-        losses = _grid_whole_model(model, mean, first, second, points, x, y)
-    else:
+    if kind == "loop":
         losses = _grid_by_loop(model, mean, first, second, points, x, y)
+    else:
+        losses = _grid_program(model, kind, _arguments(model, kind, mean, first, second, points, x, y))()
     path_loss = evaluate_snapshots(model, snapshots, x, y, x[:1])["loss"]
     return {
         "explained_variance_ratio": plane.explained_variance_ratio,
@@ -70,6 +66,38 @@ def plane_landscape(model, snapshots, plane, x_train, y_train, fit_samples: int,
         "grid_loss": np.asarray(losses, dtype=np.float64).reshape(len(grid_b), len(grid_a)),
         "sample_indices": sample,
     }
+
+
+def compile_ahead(model, count: int, x_train, y_train, fit_samples: int, seed: int) -> None:
+    """Compile (or load) the programs `landscape` will run for a path of ``count`` snapshots of ``model``.
+
+    For `experiments.ahead`, while the runs train: only the weights' shapes are needed.
+    """
+    import jax
+
+    kind = _kind(model, x_train)
+    if kind == "loop":
+        return
+    x, y, _ = _sample(kind, x_train, y_train, fit_samples, seed)
+    weights = [jax.ShapeDtypeStruct(v.shape, np.float32) for v in model.trainable_variables]
+    points = jax.ShapeDtypeStruct((GRID_POINTS * GRID_POINTS, 2), np.float32)
+    _grid_program(model, kind, _arguments(model, kind, weights, weights, weights, points, x, y))
+    compile_snapshots_ahead(model, count, x, y, x[:1])
+
+
+def _kind(model, x_train) -> str:
+    """How the grid is evaluated: "dense-first" (the cheap case), "whole" (the whole model at every point), or "loop" (off JAX)."""
+    import keras
+
+    if keras.backend.backend() != "jax":
+        return "loop"
+    return "dense-first" if _dense_first(model, x_train) is not None else "whole"
+
+
+def _sample(kind: str, x_train, y_train, fit_samples: int, seed: int):
+    """(x, y, indices) of the fixed training sample the losses are measured on."""
+    sample = sample_indices(fit_samples, SAMPLE if kind == "dense-first" else GENERIC_SAMPLE, seed)
+    return np.asarray(x_train[sample]), np.asarray(y_train[sample]).astype(np.int32), sample
 
 
 def _split(combined: list[np.ndarray]) -> tuple[list, list, list]:
@@ -104,82 +132,80 @@ def _loss(model):
     return lambda y, outputs: keras.ops.mean(per_example(y, outputs))
 
 
-_PROGRAMS: dict[str, object] = {}
+def _arguments(model, kind: str, mean, first, second, points, x, y) -> tuple:
+    """The grid program's arguments (arrays, or their shapes to compile ahead)."""
+    weights = tuple(list(w) for w in (mean, first, second))
+    if kind == "whole":
+        return (*weights, [v.value for v in model.non_trainable_variables], points, x, y)
+    return (*weights, points, x, y)
 
 
-def _cached(kind: str, model, build):
-    from weightlab.train.fused_program import _architecture
+def _grid_program(model, kind: str, arguments: tuple):
+    """The grid's losses as a call with no arguments: its program compiled for ``arguments``' shapes, shared per architecture."""
+    from weightlab.programs import PROGRAMS, architecture_key
 
-    key = json.dumps([kind, _architecture(model)], default=str)
-    if key not in _PROGRAMS:
-        _PROGRAMS[key] = build()
-    return _PROGRAMS[key]
+    build = _build_dense_first if kind == "dense-first" else _build_whole_model
+    compiled = PROGRAMS.compiled(
+        ("landscape", kind, architecture_key(model)),
+        lambda: build(model, arguments[-2]),
+        arguments,
+    )
+    return lambda: np.asarray(compiled(*arguments))
 
 
-def _grid_dense_first(model, mean, first, second, points, x, y) -> np.ndarray:
+def _build_dense_first(model, x):
     import jax
-    import jax.numpy as jnp
 
-    def build():
-        layer, rest = _dense_first(model, x)
-        width = len(layer.trainable_variables)
-        loss = _loss(model)
+    layer, rest = _dense_first(model, x)
+    width = len(layer.trainable_variables)
+    loss = _loss(model)
 
-        def program(mean, first, second, points, x, y):
-            # x·(K̄ + a·K1 + b·K2) + bias: three products for the whole grid
-            pre = [x @ kernel for kernel in (mean[0], first[0], second[0])]
-            if width > 1:
-                pre = [p + bias for p, bias in zip(pre, (mean[1], first[1], second[1]))]
+    def program(mean, first, second, points, x, y):
+        # x·(K̄ + a·K1 + b·K2) + bias: three products for the whole grid
+        pre = [x @ kernel for kernel in (mean[0], first[0], second[0])]
+        if width > 1:
+            pre = [p + bias for p, bias in zip(pre, (mean[1], first[1], second[1]))]
 
-            def at(point):
-                a, b = point[0], point[1]
-                hidden = layer.activation(pre[0] + a * pre[1] + b * pre[2])
-                offset = width
-                for deeper, count in rest:
-                    weights = [
-                        m + a * u + b * v
-                        for m, u, v in zip(
-                            mean[offset : offset + count],
-                            first[offset : offset + count],
-                            second[offset : offset + count],
-                        )
-                    ]
-                    hidden, _ = deeper.stateless_call(weights, [], hidden, training=False)
-                    offset += count
-                return loss(y, hidden)
+        def at(point):
+            a, b = point[0], point[1]
+            hidden = layer.activation(pre[0] + a * pre[1] + b * pre[2])
+            offset = width
+            for deeper, count in rest:
+                weights = [
+                    m + a * u + b * v
+                    for m, u, v in zip(
+                        mean[offset : offset + count],
+                        first[offset : offset + count],
+                        second[offset : offset + count],
+                    )
+                ]
+                hidden, _ = deeper.stateless_call(weights, [], hidden, training=False)
+                offset += count
+            return loss(y, hidden)
 
-            return jax.lax.map(at, points)
+        return jax.lax.map(at, points)
 
-        return jax.jit(program)
-
-    program = _cached("dense-first", model, build)
-    return np.asarray(program(*(list(map(jnp.asarray, w)) for w in (mean, first, second)), points, x, y))
+    return jax.jit(program)
 
 
-def _grid_whole_model(model, mean, first, second, points, x, y) -> np.ndarray:
+def _build_whole_model(model, x):
     import jax
-    import jax.numpy as jnp
 
-    def build():
-        loss = _loss(model)
+    loss = _loss(model)
 
-        def program(mean, first, second, non_trainable, points, x, y):
-            def at(point):
-                weights = [m + point[0] * u + point[1] * v for m, u, v in zip(mean, first, second)]
-                probabilities, _ = model.stateless_call(weights, non_trainable, x, training=False)
-                return loss(y, probabilities)
+    def program(mean, first, second, non_trainable, points, x, y):
+        def at(point):
+            weights = [m + point[0] * u + point[1] * v for m, u, v in zip(mean, first, second)]
+            probabilities, _ = model.stateless_call(weights, non_trainable, x, training=False)
+            return loss(y, probabilities)
 
-            return jax.lax.map(at, points)
+        return jax.lax.map(at, points)
 
-        return jax.jit(program)
-
-    program = _cached("whole", model, build)
-    non_trainable = [v.value for v in model.non_trainable_variables]
-    return np.asarray(program(*(list(map(jnp.asarray, w)) for w in (mean, first, second)), non_trainable, points, x, y))
+    return jax.jit(program)
 
 
 def _grid_by_loop(model, mean, first, second, points, x, y) -> np.ndarray:
-    from weightlab.train.keras_fit import example_losses, predict, scores
+    from weightlab.train.keras_fit import predict, scores
 
     kept = [np.array(v.value) for v in model.trainable_variables]
     losses = []
@@ -187,7 +213,7 @@ def _grid_by_loop(model, mean, first, second, points, x, y) -> np.ndarray:
         for a, b in points:
             for variable, m, u, v in zip(model.trainable_variables, mean, first, second):
                 variable.assign(m + a * u + b * v)
-            losses.append(scores(predict(model, x), y, example_losses(model))[0])
+            losses.append(scores(predict(model, x), y, model)[0])
     finally:
         for variable, value in zip(model.trainable_variables, kept):
             variable.assign(value)

@@ -13,8 +13,6 @@ at every snapshot: the snapshots hold the trainable variables only.
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 
 from weightlab.train.snapshots import Snapshots
@@ -26,7 +24,12 @@ SMALLEST_BATCH = 500  # where a model's layer outputs cannot be read off it
 
 def snapshot_block_size(snapshots: Snapshots, budget: int = BLOCK_BYTES) -> int:
     """How many snapshots one block holds within ``budget`` bytes (at least one)."""
-    return max(1, min(snapshots.count, budget // max(1, snapshots.bytes_per_snapshot())))
+    return block_size(snapshots.count, snapshots.bytes_per_snapshot(), budget)
+
+
+def block_size(count: int, bytes_per_snapshot: int, budget: int = BLOCK_BYTES) -> int:
+    """How many of ``count`` snapshots of ``bytes_per_snapshot`` one block holds within ``budget`` bytes (at least one)."""
+    return max(1, min(count, budget // max(1, bytes_per_snapshot)))
 
 
 def test_batch(model, examples: int, budget: int = ACTIVATION_BYTES) -> int:
@@ -74,20 +77,41 @@ def _batched(x: np.ndarray, y: np.ndarray, batch: int):
     )
 
 
-_PROGRAMS: dict[str, object] = {}
+def compile_ahead(model, count: int, x: np.ndarray, y: np.ndarray, panel_x: np.ndarray) -> None:
+    """Compile (or load) the program `evaluate_snapshots` will run for ``count`` snapshots of ``model`` on these arrays.
 
-
-def _program(model):
-    """The jitted evaluation of a block of snapshots, shared by every model of ``model``'s architecture.
-
-    Cached as `fused_program` caches its programs: a proof's or comparison's runs compile once.
+    For `experiments.ahead`, while the runs train: only the snapshots' shapes are needed.
     """
-    from weightlab.train.fused_program import _architecture
+    import keras
 
-    key = json.dumps(_architecture(model), default=str)
-    if key not in _PROGRAMS:
-        _PROGRAMS[key] = _compile(model)
-    return _PROGRAMS[key]
+    if keras.backend.backend() == "jax":
+        size = block_size(
+            count, sum(4 * int(np.prod(v.shape)) for v in model.trainable_variables)
+        )  # float32, as stored
+        stacks = _stack_shapes(model, size, np.float32)
+        _block_program(model, stacks, _inputs(model, x, y, panel_x))
+
+
+def _inputs(model, x, y, panel_x) -> tuple:
+    """(x batches, y batches, masks, panel inputs): the evaluation's arrays after the snapshots' and the state."""
+    return (*_batched(np.asarray(x), np.asarray(y), test_batch(model, len(x))), np.asarray(panel_x))
+
+
+def _stack_shapes(model, size: int, dtype) -> list:
+    """A block of ``size`` snapshots' shapes, as the program takes them."""
+    import jax
+
+    return [jax.ShapeDtypeStruct((size, *v.shape), dtype) for v in model.trainable_variables]
+
+
+def _block_program(model, stacks: list, inputs: tuple):
+    """The evaluation of a block of snapshots, compiled for these arguments' shapes; shared by every model of ``model``'s architecture."""
+    from weightlab.programs import PROGRAMS, architecture_key
+
+    non_trainable = [v.value for v in model.non_trainable_variables]
+    key = ("snapshots", architecture_key(model))
+    compiled = PROGRAMS.compiled(key, lambda: _compile(model), (stacks, non_trainable, *inputs))
+    return lambda stacks: compiled(stacks, non_trainable, *inputs)
 
 
 def _compile(model):
@@ -121,22 +145,17 @@ def _compile(model):
 def _evaluate_jax(model, snapshots: Snapshots, x, y, panel_x) -> dict:
     import jax.numpy as jnp
 
-    x_batches, y_batches, masks = (
-        jnp.asarray(a) for a in _batched(np.asarray(x), np.asarray(y), test_batch(model, len(x)))
-    )
-    non_trainable = [v.value for v in model.non_trainable_variables]
-    panel = jnp.asarray(panel_x)
-    program = _program(model)
+    inputs = tuple(jnp.asarray(a) for a in _inputs(model, x, y, panel_x))
     size = snapshot_block_size(snapshots)
+    first = snapshots.block(0, min(size, snapshots.count))
+    program = _block_program(model, _stack_shapes(model, size, first[0].dtype), inputs)
     losses, accuracies, probabilities = [], [], []
     for start in range(0, snapshots.count, size):
         stop = min(start + size, snapshots.count)
-        stacks = snapshots.block(start, stop)
+        stacks = first if start == 0 else snapshots.block(start, stop)
         if stop - start < size:  # pad to the block size: one compilation for every block
             stacks = [np.concatenate([s, np.repeat(s[-1:], size - len(s), axis=0)]) for s in stacks]
-        loss_sums, correct_sums, panel_probabilities = program(
-            [jnp.asarray(s) for s in stacks], non_trainable, x_batches, y_batches, masks, panel
-        )
+        loss_sums, correct_sums, panel_probabilities = program(stacks)
         real = stop - start
         losses.append(np.asarray(loss_sums, dtype=np.float64)[:real].sum(axis=1) / len(x))
         accuracies.append(np.asarray(correct_sums, dtype=np.float64)[:real].sum(axis=1) / len(x))
@@ -149,7 +168,7 @@ def _evaluate_jax(model, snapshots: Snapshots, x, y, panel_x) -> dict:
 
 
 def _evaluate_by_loop(model, snapshots: Snapshots, x, y, panel_x) -> dict:
-    from weightlab.train.keras_fit import example_losses, predict, scores
+    from weightlab.train.keras_fit import predict, scores
 
     kept = [np.array(v.value) for v in model.trainable_variables]
     losses, accuracies, probabilities = [], [], []
@@ -157,7 +176,7 @@ def _evaluate_by_loop(model, snapshots: Snapshots, x, y, panel_x) -> dict:
         for index in range(snapshots.count):
             for variable, value in zip(model.trainable_variables, snapshots.at(index)):
                 variable.assign(value)
-            loss, accuracy = scores(predict(model, x), y, example_losses(model))
+            loss, accuracy = scores(predict(model, x), y, model)
             losses.append(loss)
             accuracies.append(accuracy)
             probabilities.append(np.asarray(predict(model, panel_x), dtype=np.float32))

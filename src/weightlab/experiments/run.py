@@ -21,6 +21,7 @@ from weightlab.backend import keras_for, set_random_seed
 from weightlab.bounds import model_size, require_fits
 from weightlab.config import RunConfig, is_keras_file
 from weightlab.errors import ConfigError
+from weightlab.experiments.ahead import finish_preparation, starting_after_first_epoch
 from weightlab.experiments.record import SAMPLE_WIDTH, config_record, input_analysis, training_path_reason
 from weightlab.store import FORMAT_VERSION, Run, RunWriter, dumps, new_run_id
 
@@ -90,6 +91,14 @@ def run(
             from weightlab.store.checkpoint import check_snapshots
 
             check_snapshots(Path(resume), saved, store)
+        from weightlab.train import fused_jax
+
+        if (
+            trainer is fused_jax
+        ):  # its training leaves the interpreter free: the finish's programs are made ready meanwhile
+            progress = starting_after_first_epoch(
+                progress, finish_preparation([model], config, dataset, landscape=landscape, report=report)
+            )
         fitted = trainer.fit(
             model,
             x_train,
@@ -176,6 +185,10 @@ def run_many(
                 [_snapshot_store(writers[index], model, len(x_train), first) for index, model in zip(pack, pack_models)]
                 for pack, pack_models in zip(packs, models)
             ]
+            # the finish's programs made ready while the runs train, one per architecture (a pack's models)
+            hook = starting_after_first_epoch(
+                progress, finish_preparation(models[0], first, dataset, landscape=landscape, report=report)
+            )
             if all(
                 np.array_equal(a, b)
                 for pack_orders in orders
@@ -183,7 +196,7 @@ def run_many(
                 for a, b in zip(pack_orders[0], other)
             ):
                 fitted = fused_jax.fit_packed(
-                    models, x_train, labels, first, [pack_orders[0] for pack_orders in orders], progress, sinks=sinks
+                    models, x_train, labels, first, [pack_orders[0] for pack_orders in orders], hook, sinks=sinks
                 )
             else:  # building a model moved numpy's generator (not Keras 3.15's way): each width alone
                 columns = [
@@ -193,7 +206,7 @@ def run_many(
                         labels,
                         first,
                         [pack_orders[k] for pack_orders in orders],
-                        progress,
+                        hook,
                         sinks=[pack_sinks[k] for pack_sinks in sinks],
                     )
                     for k in range(len(packs[0]))
@@ -322,7 +335,7 @@ def _finish(
     ``x_test``, ``x_train``: the inputs as the model takes them (default: the dataset's, prepared as for training).
     """
     from weightlab.evaluation.landscape import landscape
-    from weightlab.train.keras_fit import evaluate, example_losses, predict, scores, set_trainable, to_inputs
+    from weightlab.train.keras_fit import evaluate, predict, scores, set_trainable, to_inputs
 
     fit_samples = config.fit_samples(len(dataset.x_train))
     if x_test is None:
@@ -335,7 +348,7 @@ def _finish(
     # an evaluate() before fit() would shift the random stream Keras shuffles with,
     # and the training would no longer be the tutorial's script, step for step.
     probabilities = predict(model, x_test)  # the trained model's answers: scored, and stored as predictions
-    loss_after, accuracy_after = scores(probabilities, dataset.y_test, example_losses(model))
+    loss_after, accuracy_after = scores(probabilities, dataset.y_test, model)
     loss_before, accuracy_before = evaluate(model, x_test, dataset.y_test, weights=list(initial.values()))
     set_trainable(model, list(final.values()))
     summary = {

@@ -10,6 +10,7 @@ user input. Nothing is fetched when the page is viewed.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
 from importlib import resources
@@ -134,9 +135,30 @@ def bokeh_javascript() -> str:
     return "\n".join((folder / name).read_text(encoding="utf-8") for name in ("bokeh.min.js", "bokeh-api.min.js"))
 
 
+def ready() -> None:
+    """Import the pages' modules and compile the template: what a report's first page costs before its own work
+    (≈50 ms; `experiments.ahead` does it while the runs train)."""
+    import weightlab.report.comparison_page
+    import weightlab.report.proof_page
+    import weightlab.report.run_page  # noqa: F401
+
+    _template()
+
+
+@functools.cache
+def _template():
+    """The page's template, compiled once per process."""
+    import jinja2
+
+    environment = jinja2.Environment(
+        loader=jinja2.PackageLoader("weightlab.report", "templates"),
+        autoescape=jinja2.select_autoescape(default=True, default_for_string=True),
+    )
+    return environment.get_template("report.html.j2")
+
+
 def render(figures=(), replay: Replay | None = None, **context) -> str:
     """The page: figure specifications go in as JSON, drawn by BokehJS in the browser (templates/page.js)."""
-    import jinja2
     from markupsafe import Markup
 
     specs = {}
@@ -161,10 +183,6 @@ def render(figures=(), replay: Replay | None = None, **context) -> str:
                     "loss_text": num(track.loss, 4),
                 }
             )
-    environment = jinja2.Environment(
-        loader=jinja2.PackageLoader("weightlab.report", "templates"),
-        autoescape=jinja2.select_autoescape(default=True, default_for_string=True),
-    )
     for key in ("cards", "tables", "notes", "sentences"):
         context.setdefault(key, [])
     context.setdefault("holds", True)
@@ -182,7 +200,7 @@ def render(figures=(), replay: Replay | None = None, **context) -> str:
             "static": replay.static,
             "pictures": any(track.get("pictures") for track in replay.payload["tracks"]),
         }
-    return environment.get_template("report.html.j2").render(
+    return _template().render(
         figures=sections,
         interactive=bool(specs),
         bokeh_js=Markup(bokeh_javascript()) if specs else "",

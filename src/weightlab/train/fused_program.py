@@ -14,6 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from weightlab.programs import PROGRAMS, architecture
 from weightlab.train.fused_chunks import first_run, loop_segments, on_host, run_at, to_device
 
 
@@ -283,34 +284,6 @@ class _Program:
         return on_host(self._evaluate_one(first_run(trainable), first_run(non_trainable), x, y[0]), run_axis=True)
 
 
-_PROGRAMS: dict[str, _Program] = {}
-_PREDICTORS: dict[str, object] = {}
-
-
-# Layer attributes that change what a layer computes beyond its weights' shapes.
-_COMPUTING_ATTRIBUTES = ("strides", "padding", "pool_size", "data_format", "dilation_rate", "groups", "axis")
-
-
-def _architecture(model) -> list:
-    # Built from the layers themselves: get_config() would import TensorFlow (≈2.5 s) to serialise.
-    loss = getattr(model, "loss", None)
-    if hasattr(loss, "get_config"):  # a Loss object: its class and settings (from_logits, …)
-        loss = [type(loss).__name__, loss.get_config()]
-    return [
-        loss if isinstance(loss, (str, list)) else getattr(loss, "__name__", repr(loss)),
-        *(
-            (
-                type(layer).__name__,
-                layer.name,
-                [tuple(v.shape) for v in layer.weights],
-                getattr(getattr(layer, "activation", None), "__name__", None),
-                {name: getattr(layer, name) for name in _COMPUTING_ATTRIBUTES if hasattr(layer, name)},
-            )
-            for layer in model.layers
-        ),
-    ]
-
-
 def program_for(branches: list, optimizer, batch_size: int, step_stats: bool) -> _Program:
     """A compiled program for these branches' architectures and this optimizer, reused across runs (seeds, controls).
 
@@ -321,31 +294,8 @@ def program_for(branches: list, optimizer, batch_size: int, step_stats: bool) ->
     import json
 
     key = json.dumps(
-        [[_architecture(model) for model in branches], optimizer.get_config(), batch_size, step_stats],
+        [[architecture(model) for model in branches], optimizer.get_config(), batch_size, step_stats],
         sort_keys=True,
         default=str,
     )
-    if key not in _PROGRAMS:
-        _PROGRAMS[key] = _Program(branches, optimizer, batch_size, step_stats)
-    return _PROGRAMS[key]
-
-
-def predict(model, x: np.ndarray) -> np.ndarray:
-    """The model's output probabilities for ``x``, by one jitted stateless call cached per architecture.
-
-    `model.predict` and `model.evaluate` compile new functions for every model object (0.2–0.4 s
-    each); runs of one architecture share this one.
-    """
-    import json
-
-    key = json.dumps(_architecture(model), default=str)
-    if key not in _PREDICTORS:
-        _PREDICTORS[key] = jax.jit(
-            lambda trainable, non_trainable, inputs: model.stateless_call(
-                trainable, non_trainable, inputs, training=False
-            )[0]
-        )
-    probabilities = _PREDICTORS[key](
-        [v.value for v in model.trainable_variables], [v.value for v in model.non_trainable_variables], jnp.asarray(x)
-    )
-    return np.asarray(probabilities)
+    return PROGRAMS.built(("training", key), lambda: _Program(branches, optimizer, batch_size, step_stats))

@@ -263,9 +263,9 @@ def _restore(model, tracker: WeightTracker, saved: dict, per_epoch: int) -> tupl
 def predict(model, x: np.ndarray) -> np.ndarray:
     """Output probabilities (n, classes): a cached jitted call on JAX, `model.predict` elsewhere."""
     if keras.backend.backend() == "jax" and not model.non_trainable_variables:
-        from weightlab.train import fused_program
+        from weightlab.evaluation import outputs
 
-        return fused_program.predict(model, x)
+        return outputs.predict(model, x)
     return np.asarray(model.predict(x, batch_size=1000, verbose=0))
 
 
@@ -309,15 +309,19 @@ def evaluate(model, x: np.ndarray, y: np.ndarray, weights: list[np.ndarray] | No
     """
     if weights is not None:
         set_trainable(model, weights)
-    return scores(predict(model, x), y, example_losses(model))
+    return scores(predict(model, x), y, model)
 
 
-def scores(probabilities: np.ndarray, y: np.ndarray, loss: Callable | None = None) -> tuple[float, float]:
-    """(loss, accuracy) of output ``probabilities`` against labels ``y``, as `evaluate` measures them.
+def scores(probabilities: np.ndarray, y: np.ndarray, model) -> tuple[float, float]:
+    """(loss, accuracy) of ``model``'s output ``probabilities`` against labels ``y``, as `evaluate` measures them.
 
-    ``loss`` is `example_losses` of the model (default: sparse categorical cross-entropy).
+    The loss is the model's own (`example_losses`), averaged over the examples in float64.
     """
     labels = np.asarray(y).astype(np.int64)
-    loss = loss or keras.losses.sparse_categorical_crossentropy
-    values = keras.ops.convert_to_numpy(loss(labels, probabilities))
+    if keras.backend.backend() == "jax":
+        from weightlab.evaluation.outputs import example_loss_values
+
+        values = example_loss_values(model, labels, probabilities)
+    else:
+        values = keras.ops.convert_to_numpy(example_losses(model)(labels, probabilities))
     return float(np.mean(values, dtype=np.float64)), float(np.mean(probabilities.argmax(axis=1) == labels))

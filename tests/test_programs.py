@@ -1,0 +1,140 @@
+"""Compiled programs: shared per key and signature across threads, and compiled ahead exactly as the finish needs them."""
+
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from weightlab import programs
+from weightlab.programs import Programs, signature
+
+
+def test_a_program_compiled_from_several_threads_at_once_is_traced_and_compiled_once():
+    import jax
+
+    traces = []
+
+    def build():
+        def slow_square(x):
+            traces.append(1)
+            time.sleep(0.2)  # long enough for every thread to ask while the first compiles
+            return x * x
+
+        return jax.jit(slow_square)
+
+    cache = Programs()
+    arguments = (np.ones(3, np.float32),)
+    found = []
+    threads = [
+        threading.Thread(target=lambda: found.append(cache.compiled("square", build, arguments))) for _ in range(4)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(traces) == 1 and all(executable is found[0] for executable in found)
+    assert cache.compilations() == 1
+    assert np.array_equal(found[0](np.full(3, 2.0, np.float32)), np.full(3, 4.0))
+
+
+def test_shapes_given_ahead_and_the_arrays_later_have_one_signature():
+    import jax
+
+    arrays = ([np.zeros((2, 3), np.float32)], np.zeros(5, np.int64))  # int64 is int32 to JAX
+    shapes = ([jax.ShapeDtypeStruct((2, 3), np.float32)], jax.ShapeDtypeStruct((5,), np.int32))
+    assert signature(arrays) == signature(shapes)
+    assert signature(arrays) != signature(([np.zeros((3, 2), np.float32)], np.zeros(5, np.int64)))
+    assert signature(arrays) != signature((np.zeros((2, 3), np.float32), np.zeros(5, np.int64)))  # another structure
+
+
+def test_a_failed_compilation_is_tried_again_by_the_next_caller():
+    import jax
+
+    attempts = []
+
+    def build():
+        attempts.append(1)
+        if len(attempts) == 1:
+            raise RuntimeError("the first build fails")
+        return jax.jit(lambda x: x + 1)
+
+    cache = Programs()
+    with pytest.raises(RuntimeError):
+        cache.compiled("flaky", build, (np.zeros(2, np.float32),))
+    assert np.array_equal(cache.compiled("flaky", build, (np.zeros(2, np.float32),))(np.zeros(2, np.float32)), [1, 1])
+
+
+def test_the_finish_compiles_nothing_its_preparation_did_not(monkeypatch, tmp_path):
+    """Every program a run's finish runs on JAX — predictions, losses, the snapshots' evaluation, the landscape —
+    is one `finish_preparation` compiled ahead, for the same shapes: otherwise the preparation saved nothing."""
+    from weightlab.config import RunConfig
+    from weightlab.evaluation.landscape import landscape
+    from weightlab.experiments import run as run_module
+    from weightlab.experiments.ahead import finish_preparation
+    from weightlab.models import input_shape
+    from weightlab.train.keras_fit import evaluate, predict, scores, steps_per_epoch, to_inputs
+    from weightlab.train.schedule import snapshot_schedule
+    from weightlab.train.snapshots import MemorySnapshots
+    from weightlab.train.tracker import variable_names
+
+    fresh = Programs()
+    monkeypatch.setattr(programs, "PROGRAMS", fresh)
+    monkeypatch.setattr("weightlab.evaluation.outputs.PROGRAMS", fresh)
+    config = RunConfig(dataset="synthetic", epochs=2, hidden=[7], snapshots=9).resolved()
+    keras, dataset = run_module.keras_and_data(config, tmp_path)
+    model, x_train, y_train, _ = run_module._prepare(keras, config, dataset)
+
+    finish_preparation([model], config, dataset, landscape=True, report=False)()
+    prepared = fresh.compilations()
+    assert prepared >= 5  # predictions, losses, snapshots on the test set, the grid, the path's losses
+
+    samples, fit_samples = len(dataset.x_train), config.fit_samples(len(dataset.x_train))
+    count = len(snapshot_schedule(steps_per_epoch(samples, config), config.epochs, config.snapshots))
+    rng = np.random.default_rng(0)
+    snapshots = MemorySnapshots(variable_names(model))
+    for step in range(count):
+        snapshots.append(step, [v.numpy() + rng.normal(0, 0.01, v.shape) for v in model.trainable_variables])
+    x_test = to_inputs(dataset.inputs("test"), input_shape(model))
+    probabilities = predict(model, x_test)
+    scores(probabilities, dataset.y_test, model)
+    evaluate(model, x_test, dataset.y_test, weights=snapshots.at(0))
+    run_module._evaluated_snapshots(model, snapshots, x_test, dataset.y_test)
+    landscape(model, snapshots, x_train, y_train, fit_samples, config.seed)
+    assert fresh.compilations() == prepared
+
+
+def test_preparation_starts_once_at_the_first_progress_call_and_every_call_passes_on():
+    from weightlab.experiments.ahead import starting_after_first_epoch
+
+    prepared, seen = threading.Event(), []
+    calls = []
+
+    def prepare():
+        calls.append(threading.current_thread().name)
+        prepared.set()
+
+    hook = starting_after_first_epoch(lambda *arguments: seen.append(arguments), prepare)
+    assert not calls  # nothing before the training's first chunk
+    hook(10, 100, None)
+    hook(20, 100, {"loss": 1.0})
+    assert prepared.wait(5) and calls == ["weightlab-ahead"]
+    assert seen == [(10, 100, None), (20, 100, {"loss": 1.0})]
+
+
+def test_a_failing_preparation_is_silent_and_a_stopping_progress_hook_still_stops():
+    from weightlab.experiments.ahead import starting_after_first_epoch
+
+    done = threading.Event()
+
+    def prepare():
+        done.set()
+        raise RuntimeError("a program that cannot be compiled ahead")  # the finish compiles it and says why
+
+    def stop(*arguments):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        starting_after_first_epoch(stop, prepare)(1, 2, None)
+    assert done.wait(5)
+    starting_after_first_epoch(None, prepare)(1, 2, None)  # no hook of the caller's: only the preparation
