@@ -32,7 +32,7 @@ def block_size(count: int, bytes_per_snapshot: int, budget: int = BLOCK_BYTES) -
     return max(1, min(count, budget // max(1, bytes_per_snapshot)))
 
 
-def test_batch(model, examples: int, budget: int = ACTIVATION_BYTES) -> int:
+def test_batch(model, examples: int, budget: int | None = None) -> int:
     """How many test examples one step of the evaluation takes: as many as ``budget`` holds of every layer's outputs.
 
     Larger batches make larger matrix products, which XLA runs faster (48 snapshots of the
@@ -47,7 +47,7 @@ def test_batch(model, examples: int, budget: int = ACTIVATION_BYTES) -> int:
     if not floats:
         return min(examples, SMALLEST_BATCH)
     per_example = 4 * 2 * floats  # float32, and room for the step's temporaries
-    return int(min(examples, max(SMALLEST_BATCH, budget // per_example)))
+    return int(min(examples, max(SMALLEST_BATCH, (ACTIVATION_BYTES if budget is None else budget) // per_example)))
 
 
 def evaluate_snapshots(model, snapshots: Snapshots, x: np.ndarray, y: np.ndarray, panel_x: np.ndarray) -> dict:
@@ -63,20 +63,6 @@ def evaluate_snapshots(model, snapshots: Snapshots, x: np.ndarray, y: np.ndarray
     return _evaluate_by_loop(model, snapshots, x, y, panel_x)
 
 
-def _batched(x: np.ndarray, y: np.ndarray, batch: int):
-    """(x, y, mask) cut into (batches, batch, …), the last batch padded with masked copies of row 0."""
-    batches = -(-len(x) // batch)
-    pad = batches * batch - len(x)
-    mask = np.concatenate([np.ones(len(x), np.float32), np.zeros(pad, np.float32)])
-    x = np.concatenate([x, np.repeat(x[:1], pad, axis=0)]) if pad else x
-    y = np.concatenate([y, np.repeat(y[:1], pad, axis=0)]) if pad else y
-    return (
-        x.reshape((batches, batch) + x.shape[1:]),
-        y.astype(np.int32).reshape(batches, batch),
-        mask.reshape(batches, batch),
-    )
-
-
 def compile_ahead(model, count: int, x: np.ndarray, y: np.ndarray, panel_x: np.ndarray) -> None:
     """Compile (or load) the program `evaluate_snapshots` will run for ``count`` snapshots of ``model`` on these arrays.
 
@@ -89,12 +75,13 @@ def compile_ahead(model, count: int, x: np.ndarray, y: np.ndarray, panel_x: np.n
             count, sum(4 * int(np.prod(v.shape)) for v in model.trainable_variables)
         )  # float32, as stored
         stacks = _stack_shapes(model, size, np.float32)
-        _block_program(model, stacks, _inputs(model, x, y, panel_x))
+        _block_program(model, stacks, _inputs(x, y, panel_x))
 
 
-def _inputs(model, x, y, panel_x) -> tuple:
-    """(x batches, y batches, masks, panel inputs): the evaluation's arrays after the snapshots' and the state."""
-    return (*_batched(np.asarray(x), np.asarray(y), test_batch(model, len(x))), np.asarray(panel_x))
+def _inputs(x, y, panel_x) -> tuple:
+    """(x, y, panel inputs): the evaluation's arrays after the snapshots' and the state. ``x`` may be on the
+    device already (a run's finish puts its test set there once for all its evaluations) and stays there."""
+    return x, np.asarray(y).astype(np.int32), panel_x
 
 
 def _stack_shapes(model, size: int, dtype) -> list:
@@ -109,12 +96,13 @@ def _block_program(model, stacks: list, inputs: tuple):
     from weightlab.programs import PROGRAMS, architecture_key
 
     non_trainable = [v.value for v in model.non_trainable_variables]
-    key = ("snapshots", architecture_key(model))
-    compiled = PROGRAMS.compiled(key, lambda: _compile(model), (stacks, non_trainable, *inputs))
+    batch = test_batch(model, inputs[0].shape[0])
+    key = ("snapshots", architecture_key(model), batch)
+    compiled = PROGRAMS.compiled(key, lambda: _compile(model, batch), (stacks, non_trainable, *inputs))
     return lambda stacks: compiled(stacks, non_trainable, *inputs)
 
 
-def _compile(model):
+def _compile(model, batch: int):
     import jax
     import jax.numpy as jnp
 
@@ -122,7 +110,18 @@ def _compile(model):
 
     loss_of = example_losses(model)
 
-    def one_snapshot(trainable, non_trainable, x_batches, y_batches, masks, panel_x):
+    def batched(x, y):
+        """(x, y, mask) cut into (batches, batch, …), the last batch padded with masked copies of row 0."""
+        examples = x.shape[0]
+        batches = -(-examples // batch)
+        pad = batches * batch - examples
+        mask = jnp.concatenate([jnp.ones(examples, jnp.float32), jnp.zeros(pad, jnp.float32)])
+        if pad:
+            x = jnp.concatenate([x, jnp.repeat(x[:1], pad, axis=0)])
+            y = jnp.concatenate([y, jnp.repeat(y[:1], pad, axis=0)])
+        return x.reshape((batches, batch) + x.shape[1:]), y.reshape(batches, batch), mask.reshape(batches, batch)
+
+    def one_snapshot(trainable, non_trainable, batches, panel_x):
         def batch(totals, inputs):
             x, y, mask = inputs
             probabilities, _ = model.stateless_call(trainable, non_trainable, x, training=False)
@@ -130,14 +129,13 @@ def _compile(model):
             correct = (jnp.argmax(probabilities, axis=-1) == y).astype(jnp.float32)
             return totals, (jnp.sum(losses * mask), jnp.sum(correct * mask))
 
-        _, (loss_sums, correct_sums) = jax.lax.scan(batch, 0.0, (x_batches, y_batches, masks))
+        _, (loss_sums, correct_sums) = jax.lax.scan(batch, 0.0, batches)
         panel, _ = model.stateless_call(trainable, non_trainable, panel_x, training=False)
         return loss_sums, correct_sums, panel
 
-    def block(stacks, non_trainable, x_batches, y_batches, masks, panel_x):
-        return jax.lax.map(
-            lambda trainable: one_snapshot(trainable, non_trainable, x_batches, y_batches, masks, panel_x), stacks
-        )
+    def block(stacks, non_trainable, x, y, panel_x):
+        batches = batched(x, y)
+        return jax.lax.map(lambda trainable: one_snapshot(trainable, non_trainable, batches, panel_x), stacks)
 
     return jax.jit(block)
 
@@ -145,7 +143,7 @@ def _compile(model):
 def _evaluate_jax(model, snapshots: Snapshots, x, y, panel_x) -> dict:
     import jax.numpy as jnp
 
-    inputs = tuple(jnp.asarray(a) for a in _inputs(model, x, y, panel_x))
+    inputs = tuple(jnp.asarray(a) for a in _inputs(x, y, panel_x))
     size = snapshot_block_size(snapshots)
     first = snapshots.block(0, min(size, snapshots.count))
     program = _block_program(model, _stack_shapes(model, size, first[0].dtype), inputs)

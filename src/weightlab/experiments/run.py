@@ -172,22 +172,22 @@ def run_many(
                 for pack in packs
                 for index in pack
             }
-            models, labels, orders = [], [], []  # per pack: its models, their labels, each model's data order
+            built, labels, orders = [], [], []  # per pack: its models, their labels, each model's data order
             for pack in packs:
-                models.append([])
+                built.append([])
                 orders.append([])
                 for index in pack:
                     model, x_train, y_train, drawn = _prepare(keras, configs[index], dataset)
-                    models[-1].append(model)
+                    built[-1].append(model)
                     orders[-1].append(drawn)
                 labels.append(y_train)
             sinks = [
                 [_snapshot_store(writers[index], model, len(x_train), first) for index, model in zip(pack, pack_models)]
-                for pack, pack_models in zip(packs, models)
+                for pack, pack_models in zip(packs, built)
             ]
             # the finish's programs made ready while the runs train, one per architecture (a pack's models)
             hook = starting_after_first_epoch(
-                progress, finish_preparation(models[0], first, dataset, landscape=landscape, report=report)
+                progress, finish_preparation(built[0], first, dataset, landscape=landscape, report=report)
             )
             if all(
                 np.array_equal(a, b)
@@ -196,12 +196,12 @@ def run_many(
                 for a, b in zip(pack_orders[0], other)
             ):
                 fitted = fused_jax.fit_packed(
-                    models, x_train, labels, first, [pack_orders[0] for pack_orders in orders], hook, sinks=sinks
+                    built, x_train, labels, first, [pack_orders[0] for pack_orders in orders], hook, sinks=sinks
                 )
             else:  # building a model moved numpy's generator (not Keras 3.15's way): each width alone
                 columns = [
                     fused_jax.fit_many(
-                        [pack[k] for pack in models],
+                        [pack[k] for pack in built],
                         x_train,
                         labels,
                         first,
@@ -212,7 +212,12 @@ def run_many(
                     for k in range(len(packs[0]))
                 ]
                 fitted = [list(row) for row in zip(*columns)]
-            for pack, pack_models, pack_results in zip(packs, models, fitted):
+            from weightlab.evaluation.outputs import on_device
+            from weightlab.train.keras_fit import to_inputs
+
+            # one device copy of the test set for every run's evaluations (their models take one input shape)
+            x_test = on_device(to_inputs(dataset.inputs("test"), models.input_shape(built[0][0])))
+            for pack, pack_models, pack_results in zip(packs, built, fitted):
                 for index, model, result in zip(pack, pack_models, pack_results):
                     reason = training_path_reason(model, configs[index], fused_jax.TRAINING_PATH)
                     stored[index] = _finish(
@@ -224,6 +229,7 @@ def run_many(
                         result,
                         report,
                         reason,
+                        x_test=x_test,
                         with_landscape=landscape,
                     )
     return [stored[i] for i in range(len(configs))]
@@ -332,14 +338,16 @@ def _finish(
 ) -> Run:
     """Evaluate, analyse and write one trained run; returns it stored.
 
-    ``x_test``, ``x_train``: the inputs as the model takes them (default: the dataset's, prepared as for training).
+    ``x_test``, ``x_train``: the inputs as the model takes them (default: the dataset's, prepared as for training;
+    the test set on the device, `outputs.on_device`).
     """
     from weightlab.evaluation.landscape import landscape
+    from weightlab.evaluation.outputs import on_device
     from weightlab.train.keras_fit import evaluate, predict, scores, set_trainable, to_inputs
 
     fit_samples = config.fit_samples(len(dataset.x_train))
     if x_test is None:
-        x_test = to_inputs(dataset.inputs("test"), models.input_shape(model))
+        x_test = on_device(to_inputs(dataset.inputs("test"), models.input_shape(model)))
     if x_train is None:
         x_train = to_inputs(dataset.inputs("train"), models.input_shape(model))
     tracked = fitted.tracked
