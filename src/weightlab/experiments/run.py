@@ -216,7 +216,8 @@ def run_many(
             from weightlab.train.keras_fit import to_inputs
 
             # one device copy of the test set for every run's evaluations (their models take one input shape)
-            x_test = on_device(to_inputs(dataset.inputs("test"), models.input_shape(built[0][0])))
+            x_test = to_inputs(dataset.inputs("test"), models.input_shape(built[0][0]))
+            x_test_device = on_device(x_test)
             for pack, pack_models, pack_results in zip(packs, built, fitted):
                 for index, model, result in zip(pack, pack_models, pack_results):
                     reason = training_path_reason(model, configs[index], fused_jax.TRAINING_PATH)
@@ -230,6 +231,7 @@ def run_many(
                         report,
                         reason,
                         x_test=x_test,
+                        x_test_device=x_test_device,
                         with_landscape=landscape,
                     )
     return [stored[i] for i in range(len(configs))]
@@ -334,12 +336,13 @@ def _finish(
     path_reason: str,
     x_test=None,
     x_train=None,
+    x_test_device=None,
     with_landscape: bool = True,
 ) -> Run:
     """Evaluate, analyse and write one trained run; returns it stored.
 
-    ``x_test``, ``x_train``: the inputs as the model takes them (default: the dataset's, prepared as for training;
-    the test set on the device, `outputs.on_device`).
+    ``x_test``, ``x_train``: the inputs as the model takes them (default: the dataset's, prepared as for training);
+    ``x_test_device``: ``x_test`` on the device (`outputs.on_device`), copied once for all the evaluations.
     """
     from weightlab.evaluation.landscape import landscape
     from weightlab.evaluation.outputs import on_device
@@ -347,7 +350,9 @@ def _finish(
 
     fit_samples = config.fit_samples(len(dataset.x_train))
     if x_test is None:
-        x_test = on_device(to_inputs(dataset.inputs("test"), models.input_shape(model)))
+        x_test = to_inputs(dataset.inputs("test"), models.input_shape(model))
+    if x_test_device is None:
+        x_test_device = on_device(x_test)
     if x_train is None:
         x_train = to_inputs(dataset.inputs("train"), models.input_shape(model))
     tracked = fitted.tracked
@@ -355,9 +360,9 @@ def _finish(
     # "Before" is measured after training, on the initial weights the tracker kept:
     # an evaluate() before fit() would shift the random stream Keras shuffles with,
     # and the training would no longer be the tutorial's script, step for step.
-    probabilities = predict(model, x_test)  # the trained model's answers: scored, and stored as predictions
+    probabilities = predict(model, x_test_device)  # the trained model's answers: scored, and stored as predictions
     loss_after, accuracy_after = scores(probabilities, dataset.y_test, model)
-    loss_before, accuracy_before = evaluate(model, x_test, dataset.y_test, weights=list(initial.values()))
+    loss_before, accuracy_before = evaluate(model, x_test_device, dataset.y_test, weights=list(initial.values()))
     set_trainable(model, list(final.values()))
     summary = {
         "format_version": FORMAT_VERSION,
@@ -416,7 +421,7 @@ def _finish(
     writer.write_snapshots(
         tracked,
         {"backend": config.backend, "dataset": config.dataset, "config": dumps(config.to_dict())},
-        _evaluated_snapshots(model, tracked.snapshots, x_test, dataset.y_test),
+        _evaluated_snapshots(model, tracked.snapshots, x_test, dataset.y_test, x_test_device),
     )
     writer.write_json("summary.json", summary)
     if report:
@@ -427,13 +432,16 @@ def _finish(
     return Run(path=path, config=config, summary=json.loads(dumps(summary)))
 
 
-def _evaluated_snapshots(model, snapshots, x_test: np.ndarray, y_test: np.ndarray) -> dict[str, np.ndarray]:
+def _evaluated_snapshots(
+    model, snapshots, x_test: np.ndarray, y_test: np.ndarray, x_test_device=None
+) -> dict[str, np.ndarray]:
     """snapshots.h5's evaluation datasets: the test loss and accuracy of every snapshot, and the panel's probabilities."""
     from weightlab.analysis.panel import panel_indices
     from weightlab.evaluation.snapshots import evaluate_snapshots
 
     panel = panel_indices(y_test)
-    scores = evaluate_snapshots(model, snapshots, x_test, y_test, x_test[panel])
+    on_device = x_test if x_test_device is None else x_test_device
+    scores = evaluate_snapshots(model, snapshots, on_device, y_test, x_test[panel])
     return {
         "test_loss": scores["loss"],
         "test_accuracy": scores["accuracy"],

@@ -103,8 +103,11 @@ def run_at(tree, run: int):
 
 
 def to_device(tree):
-    """Fresh device copies of host arrays: a program may donate (overwrite) them, never the host's own."""
-    return jax.tree_util.tree_map(lambda leaf: jnp.array(leaf, copy=True), tree)
+    """Fresh device copies of host arrays: a program may donate (overwrite) them, never the host's own.
+
+    `jax.device_put`, not ``jnp.array``: that stages each array through a program compiled (or loaded)
+    per shape, ≈5 ms each, twenty-odd shapes a run (measured)."""
+    return jax.tree_util.tree_map(lambda leaf: jax.device_put(leaf, may_alias=False), tree)
 
 
 def on_host(tree, run_axis: bool = False):
