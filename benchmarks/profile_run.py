@@ -105,7 +105,7 @@ def profile_once() -> dict:
     lap("import weightlab's experiment modules")
     # As `weightlab run` does it: JAX and Keras imported (the collector paused), the data read and
     # made into float32 inputs in a thread meanwhile; the run below is handed that dataset.
-    keras, dataset = run_module.keras_and_data(RunConfig().resolved(), None)
+    _, dataset = run_module.keras_and_data(RunConfig().resolved(), None)
     lap("import JAX and Keras; meanwhile, in a thread: MNIST from the cache, its float32 inputs")
     run_module._load = lambda config, data_dir, loaded=None: dataset
     import jax
