@@ -67,11 +67,11 @@ def test_a_failed_compilation_is_tried_again_by_the_next_caller():
 
 def test_the_finish_compiles_nothing_its_preparation_did_not(monkeypatch, tmp_path):
     """Every program a run's finish runs on JAX — predictions, losses, the snapshots' evaluation, the landscape —
-    is one `finish_preparation` compiled ahead, for the same shapes: otherwise the preparation saved nothing."""
+    is one of `finish_steps` compiled ahead, for the same shapes: otherwise the preparation saved nothing."""
     from weightlab.config import RunConfig
     from weightlab.evaluation.landscape import landscape
     from weightlab.experiments import run as run_module
-    from weightlab.experiments.ahead import finish_preparation
+    from weightlab.experiments.ahead import finish_steps
     from weightlab.models import input_shape
     from weightlab.train.keras_fit import evaluate, predict, scores, steps_per_epoch, to_inputs
     from weightlab.train.schedule import snapshot_schedule
@@ -85,7 +85,8 @@ def test_the_finish_compiles_nothing_its_preparation_did_not(monkeypatch, tmp_pa
     keras, dataset = run_module.keras_and_data(config, tmp_path)
     model, x_train, y_train, _ = run_module._prepare(keras, config, dataset)
 
-    finish_preparation([model], config, dataset, landscape=True, report=False)()
+    for step in finish_steps([model], config, dataset, landscape=True, report=False):
+        step()
     prepared = fresh.compilations()
     assert prepared >= 5  # predictions, losses, snapshots on the test set, the grid, the path's losses
 
@@ -104,37 +105,42 @@ def test_the_finish_compiles_nothing_its_preparation_did_not(monkeypatch, tmp_pa
     assert fresh.compilations() == prepared
 
 
-def test_preparation_starts_once_at_the_first_progress_call_and_every_call_passes_on():
-    from weightlab.experiments.ahead import starting_after_first_epoch
+def test_preparation_starts_at_the_first_progress_call_every_call_passes_on_and_it_ends_with_the_block():
+    from weightlab.experiments.ahead import preparing
 
-    prepared, seen = threading.Event(), []
-    calls = []
+    ran, seen = [], []
+    slow_started = threading.Event()
 
-    def prepare():
-        calls.append(threading.current_thread().name)
-        prepared.set()
+    def slow():
+        ran.append(threading.current_thread().name)
+        slow_started.set()
+        time.sleep(0.2)  # the block ends meanwhile
 
-    hook = starting_after_first_epoch(lambda *arguments: seen.append(arguments), prepare)
-    assert not calls  # nothing before the training's first chunk
-    hook(10, 100, None)
-    hook(20, 100, {"loss": 1.0})
-    assert prepared.wait(5) and calls == ["weightlab-ahead"]
-    assert seen == [(10, 100, None), (20, 100, {"loss": 1.0})]
+    with preparing(lambda *arguments: seen.append(arguments), [slow, lambda: ran.append("never")]) as hook:
+        assert not ran  # nothing before the training's first chunk
+        hook(10, 100, None)
+        hook(20, 100, {"loss": 1.0})
+        assert seen == [(10, 100, None), (20, 100, {"loss": 1.0})]
+        assert slow_started.wait(5)
+    # the thread stopped after the step it was in, and was joined before the block ended
+    assert ran == ["weightlab-ahead"]
+    assert not any(thread.name == "weightlab-ahead" for thread in threading.enumerate())
 
 
-def test_a_failing_preparation_is_silent_and_a_stopping_progress_hook_still_stops():
-    from weightlab.experiments.ahead import starting_after_first_epoch
+def test_a_failing_step_is_silent_and_an_interrupted_run_still_stops_and_joins_the_thread():
+    from weightlab.experiments.ahead import preparing
 
-    done = threading.Event()
+    done = []
 
-    def prepare():
-        done.set()
+    def failing():
         raise RuntimeError("a program that cannot be compiled ahead")  # the finish compiles it and says why
 
     def stop(*arguments):
         raise KeyboardInterrupt
 
-    with pytest.raises(KeyboardInterrupt):
-        starting_after_first_epoch(stop, prepare)(1, 2, None)
-    assert done.wait(5)
-    starting_after_first_epoch(None, prepare)(1, 2, None)  # no hook of the caller's: only the preparation
+    with pytest.raises(KeyboardInterrupt), preparing(stop, [failing, lambda: done.append(1)]) as hook:
+        hook(1, 2, None)
+    assert not any(thread.name == "weightlab-ahead" for thread in threading.enumerate())
+    with preparing(None, [failing, lambda: done.append(2)]) as hook:  # no hook of the caller's: only the steps
+        hook(1, 2, None)
+    assert 2 in done

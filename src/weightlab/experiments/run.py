@@ -21,7 +21,7 @@ from weightlab.backend import keras_for, set_random_seed
 from weightlab.bounds import model_size, require_fits
 from weightlab.config import RunConfig, is_keras_file
 from weightlab.errors import ConfigError
-from weightlab.experiments.ahead import finish_preparation, starting_after_first_epoch
+from weightlab.experiments.ahead import finish_steps, preparing
 from weightlab.experiments.record import SAMPLE_WIDTH, config_record, input_analysis, training_path_reason
 from weightlab.store import FORMAT_VERSION, Run, RunWriter, dumps, new_run_id
 
@@ -93,24 +93,23 @@ def run(
             check_snapshots(Path(resume), saved, store)
         from weightlab.train import fused_jax
 
-        if (
-            trainer is fused_jax
-        ):  # its training leaves the interpreter free: the finish's programs are made ready meanwhile
-            progress = starting_after_first_epoch(
-                progress, finish_preparation([model], config, dataset, landscape=landscape, report=report)
-            )
-        fitted = trainer.fit(
-            model,
-            x_train,
-            y_train,
-            config,
-            progress,
-            orders=orders,
-            resume=saved,
-            checkpoint=lambda state: writer.write_checkpoint(state, orders),
-            snapshots=store,
+        # Its training leaves the interpreter free: the finish's programs are made ready meanwhile.
+        steps = (
+            finish_steps([model], config, dataset, landscape=landscape, report=report) if trainer is fused_jax else []
         )
-        return _finish(keras, writer, config, dataset, model, fitted, report, reason, with_landscape=landscape)
+        with preparing(progress, steps) as hook:
+            fitted = trainer.fit(
+                model,
+                x_train,
+                y_train,
+                config,
+                hook,
+                orders=orders,
+                resume=saved,
+                checkpoint=lambda state: writer.write_checkpoint(state, orders),
+                snapshots=store,
+            )
+            return _finish(keras, writer, config, dataset, model, fitted, report, reason, with_landscape=landscape)
 
 
 def _resumable(directory: Path):
@@ -186,8 +185,8 @@ def run_many(
                 for pack, pack_models in zip(packs, built)
             ]
             # the finish's programs made ready while the runs train, one per architecture (a pack's models)
-            hook = starting_after_first_epoch(
-                progress, finish_preparation(built[0], first, dataset, landscape=landscape, report=report)
+            hook = cleanup.enter_context(
+                preparing(progress, finish_steps(built[0], first, dataset, landscape=landscape, report=report))
             )
             if all(
                 np.array_equal(a, b)
