@@ -59,7 +59,9 @@ def colourise(values: np.ndarray, low: float, high: float, colours: np.ndarray) 
 
 
 def encode_png(rgb: np.ndarray) -> bytes:
-    """PNG bytes of an (h, w, 3) uint8 image: 8-bit truecolour, no filtering, zlib level 6."""
+    """PNG bytes of an (h, w, 3) uint8 image: 8-bit truecolour, no filtering, zlib level 1.
+
+    (Level 6 made a run's page 0.5% smaller and took ≈15 ms more.)"""
     rgb = np.ascontiguousarray(rgb, dtype=np.uint8)
     height, width, _ = rgb.shape
     rows = np.concatenate([np.zeros((height, 1), np.uint8), rgb.reshape(height, width * 3)], axis=1)
@@ -71,7 +73,7 @@ def encode_png(rgb: np.ndarray) -> bytes:
     return (
         b"\x89PNG\r\n\x1a\n"
         + chunk(b"IHDR", header)
-        + chunk(b"IDAT", zlib.compress(rows.tobytes(), 6))
+        + chunk(b"IDAT", zlib.compress(rows.tobytes(), 1))
         + chunk(b"IEND", b"")
     )
 
