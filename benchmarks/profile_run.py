@@ -114,6 +114,7 @@ def profile_once() -> dict:
     lap("JAX backend start-up (CPU client, first array)")
     import weightlab.evaluation.landscape
     import weightlab.evaluation.snapshots
+    import weightlab.experiments.finish as finish_module
     import weightlab.report.html
     import weightlab.train.fused_jax as fused_jax
     import weightlab.train.keras_fit as keras_fit
@@ -129,9 +130,9 @@ def profile_once() -> dict:
         (keras_fit, "scores", "test evaluation (after, before)"),
         (weightlab.evaluation.snapshots, "evaluate_snapshots", "evaluation of the 48 snapshots"),
         (weightlab.evaluation.landscape, "landscape", "loss landscape"),
-        (run_module, "layer_changes", "analysis"),
-        (run_module, "input_analysis", "analysis"),
-        (run_module, "weight_samples", "analysis"),
+        (finish_module, "layer_changes", "analysis"),
+        (finish_module, "input_analysis", "analysis"),
+        (finish_module, "weight_samples", "analysis"),
         (weightlab.report.html, "write_report", "report.html"),
         *[
             (RunWriter, method, "writing the run directory")

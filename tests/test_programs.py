@@ -72,6 +72,7 @@ def test_the_finish_compiles_nothing_its_preparation_did_not(monkeypatch, tmp_pa
     from weightlab.evaluation.landscape import landscape
     from weightlab.experiments import run as run_module
     from weightlab.experiments.ahead import finish_steps
+    from weightlab.experiments.finish import evaluated_snapshots
     from weightlab.models import input_shape
     from weightlab.train.keras_fit import evaluate, predict, scores, steps_per_epoch, to_inputs
     from weightlab.train.schedule import snapshot_schedule
@@ -100,7 +101,7 @@ def test_the_finish_compiles_nothing_its_preparation_did_not(monkeypatch, tmp_pa
     probabilities = predict(model, x_test)
     scores(probabilities, dataset.y_test, model)
     evaluate(model, x_test, dataset.y_test, weights=snapshots.at(0))
-    run_module._evaluated_snapshots(model, snapshots, x_test, dataset.y_test)
+    evaluated_snapshots(model, snapshots, x_test, dataset.y_test)
     landscape(model, snapshots, x_train, y_train, fit_samples, config.seed)
     assert fresh.compilations() == prepared
 

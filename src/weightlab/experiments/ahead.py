@@ -60,7 +60,7 @@ def preparing(progress: Callable | None, steps: list[Step]) -> Iterator[Callable
 
 
 def finish_steps(models: list, config: RunConfig, dataset, *, landscape: bool, report: bool) -> list[Step]:
-    """The preparation of `run._finish` for these models (one per architecture is enough) trained as ``config`` says."""
+    """The preparation of `finish.finish` for these models (one per architecture is enough) trained as ``config`` says."""
     import keras
 
     if keras.backend.backend() != "jax":

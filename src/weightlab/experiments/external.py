@@ -23,7 +23,7 @@ def save(tracker, path, model, test_data, train_data=None, report: bool = True) 
     import keras
 
     from weightlab.data import Dataset
-    from weightlab.experiments.run import _finish
+    from weightlab.experiments.finish import finish
     from weightlab.train.keras_fit import FitResult
 
     tracked = tracker.result()
@@ -64,7 +64,7 @@ def save(tracker, path, model, test_data, train_data=None, report: bool = True) 
     )
     path = Path(path)
     with RunWriter(path.parent, path.name) as writer:
-        return _finish(
+        return finish(
             keras,
             writer,
             config,
