@@ -123,14 +123,23 @@ class _Program:
 
         norms_shape = (3, bounds[-1])  # a step's norms: three per variable of every branch
 
+        @jax.jit
+        def update(trainable, non_trainable, optimizer_vars, x, y, mask):
+            """One optimizer step on a batch, and its losses and correct answers. A jit of its own inside the
+            loop: the loop's plain and measured steps call it, and it is traced once, not twice (≈40 ms)."""
+            (_, (losses, outputs, non_trainable)), grads = grad_fn(trainable, non_trainable, x, y, mask)
+            new_trainable, optimizer_vars = optimizer.stateless_apply(optimizer_vars, grads, trainable)
+            correct = jnp.stack([jnp.sum((jnp.argmax(probs, axis=-1) == y) * mask) for probs in outputs])
+            return new_trainable, non_trainable, optimizer_vars, losses, correct
+
         def train_step(step, carry, indices, masks, x_all, y_all):
             """Training step ``step`` of the chunk: the update, its losses and correct answers; also the weights before it."""
             (trainable, non_trainable, optimizer_vars), buffers, (losses_out, correct_out, norms_out) = carry
             mask = masks[step]
             x, y = x_all[indices[step]], y_all[indices[step]]
-            (_, (losses, outputs, non_trainable)), grads = grad_fn(trainable, non_trainable, x, y, mask)
-            new_trainable, optimizer_vars = optimizer.stateless_apply(optimizer_vars, grads, trainable)
-            correct = jnp.stack([jnp.sum((jnp.argmax(probs, axis=-1) == y) * mask) for probs in outputs])
+            new_trainable, non_trainable, optimizer_vars, losses, correct = update(
+                trainable, non_trainable, optimizer_vars, x, y, mask
+            )
             outputs = (losses_out.at[step].set(losses), correct_out.at[step].set(correct), norms_out)
             return ((new_trainable, non_trainable, optimizer_vars), buffers, outputs), trainable
 
