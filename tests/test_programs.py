@@ -145,3 +145,50 @@ def test_a_failing_step_is_silent_and_an_interrupted_run_still_stops_and_joins_t
     with preparing(None, [failing, lambda: done.append(2)]) as hook:  # no hook of the caller's: only the steps
         hook(1, 2, None)
     assert 2 in done
+
+
+def test_a_second_interrupt_while_waiting_is_raised_only_once_the_thread_has_ended():
+    from weightlab.experiments.ahead import _join_through_interrupts
+
+    class Compiling:  # a thread that is inside a compilation when Ctrl-C comes again
+        def __init__(self):
+            self.joins, self.alive = 0, True
+
+        def is_alive(self):
+            return self.alive
+
+        def join(self):
+            self.joins += 1
+            if self.joins == 1:
+                raise KeyboardInterrupt
+            self.alive = False
+
+    thread = Compiling()
+    with pytest.raises(KeyboardInterrupt):
+        _join_through_interrupts(thread)
+    assert thread.joins == 2 and not thread.alive
+
+
+def test_losses_given_as_functions_of_one_name_are_not_mixed_up():
+    import keras
+
+    from weightlab.backend import keras_for
+    from weightlab.train.keras_fit import scores
+
+    keras_for("jax")
+
+    def scaled_loss(factor):
+        def loss(y, probabilities):  # every one of them is named "loss"
+            return factor * keras.losses.sparse_categorical_crossentropy(y, probabilities)
+
+        return loss
+
+    probabilities = np.full((6, 3), 1 / 3, np.float32)
+    labels = np.array([0, 1, 2, 0, 1, 2])
+    values = []
+    for factor in (1.0, 2.0):
+        # one architecture (layers of the same names and shapes): only the loss tells them apart
+        model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, activation="softmax", name="out")])
+        model.compile(optimizer="adam", loss=scaled_loss(factor))
+        values.append(scores(probabilities, labels, model)[0])
+    np.testing.assert_allclose(values, [np.log(3), 2 * np.log(3)], rtol=1e-5)

@@ -277,6 +277,20 @@ def test_imports_under_a_paused_collector_leave_it_as_it_was_and_their_objects_f
         gc.unfreeze()
 
 
+def test_keras_already_imported_freezes_nothing_of_the_callers():
+    """Only the import itself is frozen: a later call must leave the caller's objects (and a finished run's model)
+    to the collector."""
+    import gc
+
+    from weightlab.backend import keras_for
+
+    keras_for("jax")  # imported now, if it was not
+    callers = [[index] for index in range(100)]  # tracked containers of the caller's
+    keras_for("jax")
+    collected_from = {id(item) for item in gc.get_objects()}  # the generations a collection traverses
+    assert all(id(item) in collected_from for item in callers)
+
+
 def test_jupyter_summary_shows_the_numbers_and_escapes_paths(cli_run, tmp_path):
     import shutil
 

@@ -36,7 +36,9 @@ def keras_for(backend: str | None):
     os.environ["KERAS_BACKEND"] = backend
     # TensorFlow's C++ start-up chatter is not the user's business.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    with collector_paused():
+    # The collector is paused (and what the import made frozen) only for the import itself: freezing
+    # later would also exempt the caller's own objects, and a finished run's model, from collection.
+    with collector_paused() if "keras" not in sys.modules else contextlib.nullcontext():
         if backend == "jax":  # also where the user imported keras first (a notebook, `WeightTracker`)
             _persistent_compilation_cache()
         import keras

@@ -57,11 +57,17 @@ def architecture(model) -> list:
     ]
 
 
-def architecture_key(model) -> str:
-    """`architecture` as a string key."""
+def architecture_key(model) -> tuple:
+    """`architecture` as a key: its JSON text, and a loss given as a plain function, itself.
+
+    `architecture` names such a loss only by its ``__name__``, and two functions of one name (made
+    by a factory, say) may compute different things; a `keras.losses.Loss` is described by its
+    class and settings, so it needs nothing more."""
     import json
 
-    return json.dumps(architecture(model), default=str)
+    loss = getattr(model, "loss", None)
+    function = loss if callable(loss) and not hasattr(loss, "get_config") else None
+    return json.dumps(architecture(model), default=str), function
 
 
 class Programs:

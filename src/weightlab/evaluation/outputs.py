@@ -65,7 +65,6 @@ def _losses(model, labels, outputs):
     from weightlab.train.keras_fit import example_losses
 
     arguments = (labels, outputs)
-    # keyed by the whole architecture, not the loss alone: a loss object's settings are in it, its closure is not
     compiled = PROGRAMS.compiled(("losses", architecture_key(model)), lambda: jax.jit(example_losses(model)), arguments)
     return _Bound(compiled, arguments)
 

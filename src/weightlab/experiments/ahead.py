@@ -56,7 +56,20 @@ def preparing(progress: Callable | None, steps: list[Step]) -> Iterator[Callable
     finally:
         stop.set()
         for thread in threads:
+            _join_through_interrupts(thread)
+
+
+def _join_through_interrupts(thread: threading.Thread) -> None:
+    """Wait for ``thread`` even through a second Ctrl-C (then raised once it has ended): a process that exits while
+    the thread is inside XLA aborts. The wait is at most the step under way (one program's compilation)."""
+    interrupted: BaseException | None = None
+    while thread.is_alive():
+        try:
             thread.join()
+        except BaseException as interruption:
+            interrupted = interrupted or interruption
+    if interrupted is not None:
+        raise interrupted
 
 
 def finish_steps(models: list, config: RunConfig, dataset, *, landscape: bool, report: bool) -> list[Step]:
