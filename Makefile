@@ -23,11 +23,14 @@ $(UV):
 	$(PYTHON) -m pip install --quiet --disable-pip-version-check --target $(UV_HOME) 'uv==$(UV_VERSION)'
 
 # The virtual environment: exactly the locked packages (anything else is removed), then weightlab
-# itself, editable and without dependencies.
+# itself, editable and without dependencies. Everything is compiled to bytecode once, here: where
+# PYTHONDONTWRITEBYTECODE is set, nothing else ever writes it, and every run compiled JAX's, Keras's
+# and TensorFlow's sources again (`weightlab run` 4.0 s against 2.3 s, measured).
 $(STAMP): requirements.lock pyproject.toml | $(UV)
 	test -x $(BIN)/python || $(UV) venv --quiet --python $(PYTHON) $(VENV)
-	$(UV) pip sync --quiet --python $(BIN)/python --require-hashes requirements.lock
+	$(UV) pip sync --quiet --compile-bytecode --python $(BIN)/python --require-hashes requirements.lock
 	$(UV) pip install --quiet --python $(BIN)/python --no-deps --no-build-isolation -e .
+	$(BIN)/python -m compileall -q src
 	touch $(STAMP)
 
 # Re-resolve the locks from pyproject.toml (after changing a dependency there), keeping every
@@ -42,7 +45,7 @@ lock: | $(UV)
 # The PyTorch backend: the environment of requirements-torch.lock (the test lock plus torch's CPU build).
 torch: $(STAMP)
 	$(NEED_TORCH_WHEELS)
-	$(UV) pip sync --quiet --python $(BIN)/python --require-hashes --find-links $(TORCH_WHEELS) requirements-torch.lock
+	$(UV) pip sync --quiet --compile-bytecode --python $(BIN)/python --require-hashes --find-links $(TORCH_WHEELS) requirements-torch.lock
 	$(UV) pip install --quiet --python $(BIN)/python --no-deps --no-build-isolation -e .
 
 # MNIST, verified and cached (a no-op once the cache holds it).
