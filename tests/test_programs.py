@@ -192,3 +192,29 @@ def test_losses_given_as_functions_of_one_name_are_not_mixed_up():
         model.compile(optimizer="adam", loss=scaled_loss(factor))
         values.append(scores(probabilities, labels, model)[0])
     np.testing.assert_allclose(values, [np.log(3), 2 * np.log(3)], rtol=1e-5)
+
+
+def test_the_training_program_is_not_shared_by_losses_of_one_name():
+    import keras
+
+    from weightlab.backend import keras_for
+    from weightlab.train.fused_program import program_for
+
+    keras_for("jax")
+
+    def model_with(loss):
+        model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, activation="softmax", name="out")])
+        model.compile(optimizer="adam", loss=loss)
+        return model
+
+    def named_loss(factor):
+        def loss(y, probabilities):
+            return factor * keras.losses.sparse_categorical_crossentropy(y, probabilities)
+
+        return loss
+
+    one, two = named_loss(1.0), named_loss(2.0)
+    optimizer = keras.optimizers.Adam()
+    program = program_for([model_with(one)], optimizer, 8, True)
+    assert program_for([model_with(one)], optimizer, 8, True) is program  # one function: one program
+    assert program_for([model_with(two)], optimizer, 8, True) is not program

@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from weightlab.programs import PROGRAMS, architecture
+from weightlab.programs import PROGRAMS, architecture_key
 from weightlab.train.fused_chunks import first_run, loop_segments, on_host, run_at, to_device
 
 
@@ -302,9 +302,9 @@ def program_for(branches: list, optimizer, batch_size: int, step_stats: bool) ->
     """
     import json
 
-    key = json.dumps(
-        [[architecture(model) for model in branches], optimizer.get_config(), batch_size, step_stats],
-        sort_keys=True,
-        default=str,
+    key = (
+        "training",
+        tuple(architecture_key(model) for model in branches),  # a loss given as a function: the function itself
+        json.dumps([optimizer.get_config(), batch_size, step_stats], sort_keys=True, default=str),
     )
-    return PROGRAMS.built(("training", key), lambda: _Program(branches, optimizer, batch_size, step_stats))
+    return PROGRAMS.built(key, lambda: _Program(branches, optimizer, batch_size, step_stats))
