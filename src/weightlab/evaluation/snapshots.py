@@ -71,10 +71,8 @@ def compile_ahead(model, count: int, x: np.ndarray, y: np.ndarray, panel_x: np.n
     import keras
 
     if keras.backend.backend() == "jax":
-        size = block_size(
-            count, sum(4 * int(np.prod(v.shape)) for v in model.trainable_variables)
-        )  # float32, as stored
-        stacks = _stack_shapes(model, size, np.float32)
+        stored_bytes = sum(4 * int(np.prod(v.shape)) for v in model.trainable_variables)  # float32, as stored
+        stacks = _stack_shapes(model, block_size(count, stored_bytes), np.float32)
         _block_program(model, stacks, _inputs(x, y, panel_x))
 
 

@@ -143,10 +143,8 @@ def _fit(
     # snapshot buffers) is held on the host between chunks, as numpy, and handed to each call:
     # bookkeeping on device arrays would be JAX operations, each compiled for its shapes (≈90 of
     # them, ≈0.5 s, in a comparison's training: measured), where numpy's cost nothing.
-    x_fit, x_val = (
-        jax.device_put(x_train[:fit_samples]),
-        jax.device_put(x_train[fit_samples:]),
-    )  # no program per shape (`to_device`)
+    # (`jax.device_put`, not ``jnp.asarray``: no program per shape, `fused_chunks.to_device`)
+    x_fit, x_val = jax.device_put(x_train[:fit_samples]), jax.device_put(x_train[fit_samples:])
     y_fit = np.stack([y[:fit_samples] for y in labels]).astype(np.int32)
     y_val = np.stack([y[fit_samples:] for y in labels]).astype(np.int32)
 
