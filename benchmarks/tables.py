@@ -41,6 +41,11 @@ def measure_process(command: list[str], env: dict[str, str] | None = None) -> di
     return {"seconds": record["seconds"], "peak_bytes": record["peak_bytes"], "output": output}
 
 
+def when_and_where() -> str:
+    """Today's date and this machine, as a table's title gives them."""
+    return f"{time.strftime('%Y-%m-%d')}, {machine()}"
+
+
 def machine() -> str:
     """The CPU's model name and core count, as lscpu and os.cpu_count give them."""
     model = platform.processor() or platform.machine()
@@ -53,9 +58,9 @@ def machine() -> str:
     return f"{model}, {os.cpu_count()} cores"
 
 
-def markdown(title: str, columns: list[str], rows: list[list[str]], notes: list[str] = ()) -> str:
-    """A markdown table under a title line (date and machine), with notes after it."""
-    lines = [f"{title} ({time.strftime('%Y-%m-%d')}, {machine()})", ""]
+def markdown(title: str, columns: list[str], rows: list[list[str]], notes: list[str] = (), where: str = "") -> str:
+    """A markdown table under a title line (date and machine: ``where``, by default today and this one), with notes after it."""
+    lines = [f"{title} ({where or when_and_where()})", ""]
     lines.append("| " + " | ".join(columns) + " |")
     lines.append("|" + "---|" * len(columns))
     lines += ["| " + " | ".join(row) + " |" for row in rows]

@@ -1,9 +1,10 @@
 """The tutorial's script as a plain Keras program, the baseline weightlab is measured against.
 
-Run as ``KERAS_BACKEND=tensorflow python benchmarks/tutorial_keras.py``. It is the tutorial's
-code, with two changes only: MNIST comes from weightlab's verified cache (the same arrays
-`keras.datasets.mnist.load_data()` returns) and it prints one JSON line of measurements
-(timing each epoch with a callback that only reads the clock).
+Run as ``KERAS_BACKEND=tensorflow python benchmarks/tutorial_keras.py [SEED] [HIDDEN]``. It is
+the tutorial's code, with two changes only: MNIST comes from weightlab's verified cache (the same
+arrays `keras.datasets.mnist.load_data()` returns) and it prints one JSON line of measurements
+(timing each epoch with a callback that only reads the clock). The hidden layer's width (64, the
+tutorial's) can be given, for the accelerator bench's wide network.
 """
 
 import json
@@ -30,7 +31,7 @@ x_test = x_test.reshape(-1, 28 * 28)
 
 model = keras.Sequential(
     [
-        keras.layers.Dense(64, activation="relu", input_shape=(28 * 28,)),
+        keras.layers.Dense(int(sys.argv[2]) if len(sys.argv) > 2 else 64, activation="relu", input_shape=(28 * 28,)),
         keras.layers.Dense(10, activation="softmax"),
     ]
 )
