@@ -123,7 +123,7 @@ def profile_once() -> dict:
     lap("import weightlab's training, evaluation, store and report modules")
     stages = Stages()
     wrapped = (
-        (run_module, "_prepare", "model build, data orders, inputs"),
+        (run_module, "prepare", "model build, data orders, inputs"),
         (fused_jax, "fit", "training (fused JAX, 5 epochs; snapshots streamed)"),
         (keras_fit, "predict", "test evaluation (after, before)"),
         (keras_fit, "evaluate", "test evaluation (after, before)"),

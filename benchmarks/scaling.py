@@ -29,7 +29,7 @@ SNAPSHOTS = (6, 24, 48, 100, 200)
 RUN_MANY = """
 import json, sys, tempfile, time
 from weightlab.config import RunConfig
-from weightlab.experiments.run import run_many
+from weightlab.experiments.together import run_many
 with tempfile.TemporaryDirectory() as out:
     start = time.perf_counter()
     runs = run_many([RunConfig(seed=seed) for seed in range(int(sys.argv[1]))], out=out)

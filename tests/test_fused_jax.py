@@ -124,7 +124,8 @@ def test_runs_trained_together_match_runs_trained_alone(tmp_path, monkeypatch, v
     On the CPU they train side by side, each through the unbatched program: bit for bit as alone.
     Vmapped (an accelerator's way, forced here) the batched arithmetic rounds differently.
     """
-    from weightlab.experiments.run import run, run_many
+    from weightlab.experiments.run import run
+    from weightlab.experiments.together import run_many
     from weightlab.train.fused_program import _Program
 
     monkeypatch.setattr(_Program, "vmap_runs", vmapped)
@@ -153,7 +154,7 @@ def test_runs_trained_together_match_runs_trained_alone(tmp_path, monkeypatch, v
 
 
 def test_which_runs_train_together():
-    from weightlab.experiments.run import _trained_together
+    from weightlab.experiments.together import _trained_together
 
     base = RunConfig(dataset="synthetic", backend="jax")
     grid = [dataclasses.replace(base, hidden=h, seed=s) for h in (16, 64) for s in (0, 1, 2)]
@@ -169,7 +170,8 @@ def test_which_runs_train_together():
 
 def test_widths_trained_as_branches_match_runs_trained_alone(tmp_path):
     """A comparison's variants of one seed train as branches of one network: each as it would alone."""
-    from weightlab.experiments.run import run, run_many
+    from weightlab.experiments.run import run
+    from weightlab.experiments.together import run_many
 
     base = RunConfig(dataset="synthetic", epochs=2, backend="jax", snapshot_every=10)
     configs = [dataclasses.replace(base, hidden=h, seed=s) for h in (4, 8) for s in (1, 2)]
@@ -192,7 +194,8 @@ def test_widths_trained_as_branches_match_runs_trained_alone(tmp_path):
 
 def test_branches_that_diverge_stop_where_they_would_alone(tmp_path):
     """Branches share no weights: each stops at its own first non-finite loss (replayed per branch) and keeps finite weights."""
-    from weightlab.experiments.run import run, run_many
+    from weightlab.experiments.run import run
+    from weightlab.experiments.together import run_many
 
     base = RunConfig(dataset="synthetic", epochs=2, backend="jax", learning_rate=1e38)
     configs = [dataclasses.replace(base, hidden=h, seed=3) for h in (4, 32)]

@@ -246,7 +246,8 @@ def test_a_cnn_proof_runs_every_control_and_says_why_where_is_absent(tmp_path):
 
 
 def test_run_many_trains_deep_mlp_variants_as_branches(tmp_path):
-    from weightlab.experiments.run import run, run_many
+    from weightlab.experiments.run import run
+    from weightlab.experiments.together import run_many
 
     base = RunConfig(dataset="synthetic", epochs=1, backend="jax")
     configs = [dataclasses.replace(base, hidden=h, seed=s) for h in (8, (8, 4)) for s in (0, 1)]

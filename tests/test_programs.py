@@ -84,7 +84,7 @@ def test_the_finish_compiles_nothing_its_preparation_did_not(monkeypatch, tmp_pa
     monkeypatch.setattr("weightlab.evaluation.outputs.PROGRAMS", fresh)
     config = RunConfig(dataset="synthetic", epochs=2, hidden=[7], snapshots=9).resolved()
     keras, dataset = run_module.keras_and_data(config, tmp_path)
-    model, x_train, y_train, _ = run_module._prepare(keras, config, dataset)
+    model, x_train, y_train, _ = run_module.prepare(keras, config, dataset)
 
     for step in finish_steps([model], config, dataset, landscape=True, report=False):
         step()

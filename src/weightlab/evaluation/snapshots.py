@@ -3,9 +3,12 @@
 On JAX (and for any Keras model) all snapshots go through one jitted program: ``lax.map``
 over a block of snapshots, and for each a ``lax.scan`` over the test set in batches, so a
 convnet's activations stay within one batch's memory. Snapshots are read from their store in
-blocks of at most `BLOCK_BYTES`, so memory does not grow with their number; one compilation
-serves every block (the last is padded). On other backends each snapshot is loaded into the
-model and predicted in a Python loop (Keras has no batched stateless call there).
+blocks of at most `BLOCK_SNAPSHOTS` and `BLOCK_BYTES`, so memory does not grow with their number;
+one compilation serves every block (the last is padded). A block is scored on its own
+(`score_block`), so a run's first blocks can be scored while it still trains
+(`experiments.ahead.EarlyScores`) and the rest afterwards (``start``). On other backends each
+snapshot is loaded into the model and predicted in a Python loop (Keras has no batched stateless
+call there).
 
 A model with non-trainable state (batch-norm statistics) is evaluated with its final state
 at every snapshot: the snapshots hold the trainable variables only.
@@ -18,6 +21,9 @@ import numpy as np
 from weightlab.train.snapshots import Snapshots
 
 BLOCK_BYTES = 64 << 20
+# Snapshots are scored one after another inside a block (`lax.map`), so a block's size changes only
+# the padding of the last block and the grain at which scoring can start during training.
+BLOCK_SNAPSHOTS = 8
 ACTIVATION_BYTES = 256 << 20  # a test batch's layer outputs: the batch is as large as they allow
 SMALLEST_BATCH = 500  # where a model's layer outputs cannot be read off it
 
@@ -28,8 +34,14 @@ def snapshot_block_size(snapshots: Snapshots, budget: int = BLOCK_BYTES) -> int:
 
 
 def block_size(count: int, bytes_per_snapshot: int, budget: int = BLOCK_BYTES) -> int:
-    """How many of ``count`` snapshots of ``bytes_per_snapshot`` one block holds within ``budget`` bytes (at least one)."""
-    return max(1, min(count, budget // max(1, bytes_per_snapshot)))
+    """How many of ``count`` snapshots of ``bytes_per_snapshot`` one block holds: at most `BLOCK_SNAPSHOTS`, within
+    ``budget`` bytes, and at least one."""
+    return max(1, min(count, BLOCK_SNAPSHOTS, budget // max(1, bytes_per_snapshot)))
+
+
+def stored_bytes(model) -> int:
+    """The bytes of one snapshot of ``model`` as a store holds it (float32)."""
+    return sum(4 * int(np.prod(v.shape)) for v in model.trainable_variables)
 
 
 def test_batch(model, examples: int, budget: int | None = None) -> int:
@@ -50,8 +62,11 @@ def test_batch(model, examples: int, budget: int | None = None) -> int:
     return int(min(examples, max(SMALLEST_BATCH, (ACTIVATION_BYTES if budget is None else budget) // per_example)))
 
 
-def evaluate_snapshots(model, snapshots: Snapshots, x: np.ndarray, y: np.ndarray, panel_x: np.ndarray) -> dict:
-    """{"loss": (n,) float64, "accuracy": (n,) float64, "panel_probabilities": (n, P, classes) float32}.
+def evaluate_snapshots(
+    model, snapshots: Snapshots, x: np.ndarray, y: np.ndarray, panel_x: np.ndarray, start: int = 0
+) -> dict:
+    """{"loss": (n,) float64, "accuracy": (n,) float64, "panel_probabilities": (n, P, classes) float32} of the
+    n snapshots from ``start`` (< their count) on.
 
     The loss is the model's own compiled loss (`keras_fit.example_losses`) averaged over (x, y), as
     `keras_fit.evaluate` measures it; the accuracy the fraction whose most probable class is the label.
@@ -59,8 +74,29 @@ def evaluate_snapshots(model, snapshots: Snapshots, x: np.ndarray, y: np.ndarray
     import keras
 
     if keras.backend.backend() == "jax":
-        return _evaluate_jax(model, snapshots, x, y, panel_x)
-    return _evaluate_by_loop(model, snapshots, x, y, panel_x)
+        return _evaluate_jax(model, snapshots, x, y, panel_x, start)
+    return _evaluate_by_loop(model, snapshots, x, y, panel_x, start)
+
+
+def score_block(model, stacks: list[np.ndarray], size: int, x, y: np.ndarray, panel_x: np.ndarray) -> dict:
+    """`evaluate_snapshots`'s scores of one block: ``stacks`` holds each trainable variable's snapshots
+    stacked (at most ``size`` of them; the program is compiled for ``size``, and a shorter block padded). JAX only."""
+    real = len(stacks[0])
+    if real < size:  # pad to the block size: one compilation for every block
+        stacks = [np.concatenate([s, np.repeat(s[-1:], size - real, axis=0)]) for s in stacks]
+    inputs = _inputs(x, y, panel_x)
+    program = _block_program(model, _stack_shapes(model, size, stacks[0].dtype), inputs)
+    loss_sums, correct_sums, panel_probabilities = program(stacks)
+    return {
+        "loss": np.asarray(loss_sums, dtype=np.float64)[:real].sum(axis=1) / len(x),
+        "accuracy": np.asarray(correct_sums, dtype=np.float64)[:real].sum(axis=1) / len(x),
+        "panel_probabilities": np.asarray(panel_probabilities, dtype=np.float32)[:real],
+    }
+
+
+def joined(parts: list[dict]) -> dict:
+    """Scores of consecutive blocks (`score_block`, `evaluate_snapshots`) as one."""
+    return {key: np.concatenate([part[key] for part in parts]) for key in ("loss", "accuracy", "panel_probabilities")}
 
 
 def compile_ahead(model, count: int, x: np.ndarray, y: np.ndarray, panel_x: np.ndarray) -> None:
@@ -71,8 +107,7 @@ def compile_ahead(model, count: int, x: np.ndarray, y: np.ndarray, panel_x: np.n
     import keras
 
     if keras.backend.backend() == "jax":
-        stored_bytes = sum(4 * int(np.prod(v.shape)) for v in model.trainable_variables)  # float32, as stored
-        stacks = _stack_shapes(model, block_size(count, stored_bytes), np.float32)
+        stacks = _stack_shapes(model, block_size(count, stored_bytes(model)), np.float32)
         _block_program(model, stacks, _inputs(x, y, panel_x))
 
 
@@ -138,38 +173,25 @@ def _compile(model, batch: int):
     return jax.jit(block)
 
 
-def _evaluate_jax(model, snapshots: Snapshots, x, y, panel_x) -> dict:
+def _evaluate_jax(model, snapshots: Snapshots, x, y, panel_x, start: int = 0) -> dict:
     import jax
 
-    inputs = tuple(jax.device_put(a) for a in _inputs(x, y, panel_x))  # no staging program per shape
+    x, y, panel_x = (jax.device_put(a) for a in _inputs(x, y, panel_x))  # no staging program per shape
     size = snapshot_block_size(snapshots)
-    first = snapshots.block(0, min(size, snapshots.count))
-    program = _block_program(model, _stack_shapes(model, size, first[0].dtype), inputs)
-    losses, accuracies, probabilities = [], [], []
-    for start in range(0, snapshots.count, size):
-        stop = min(start + size, snapshots.count)
-        stacks = first if start == 0 else snapshots.block(start, stop)
-        if stop - start < size:  # pad to the block size: one compilation for every block
-            stacks = [np.concatenate([s, np.repeat(s[-1:], size - len(s), axis=0)]) for s in stacks]
-        loss_sums, correct_sums, panel_probabilities = program(stacks)
-        real = stop - start
-        losses.append(np.asarray(loss_sums, dtype=np.float64)[:real].sum(axis=1) / len(x))
-        accuracies.append(np.asarray(correct_sums, dtype=np.float64)[:real].sum(axis=1) / len(x))
-        probabilities.append(np.asarray(panel_probabilities, dtype=np.float32)[:real])
-    return {
-        "loss": np.concatenate(losses),
-        "accuracy": np.concatenate(accuracies),
-        "panel_probabilities": np.concatenate(probabilities),
-    }
+    parts = [
+        score_block(model, snapshots.block(first, min(first + size, snapshots.count)), size, x, y, panel_x)
+        for first in range(start, snapshots.count, size)
+    ]
+    return joined(parts)
 
 
-def _evaluate_by_loop(model, snapshots: Snapshots, x, y, panel_x) -> dict:
+def _evaluate_by_loop(model, snapshots: Snapshots, x, y, panel_x, start: int = 0) -> dict:
     from weightlab.train.keras_fit import predict, scores
 
     kept = [np.array(v.value) for v in model.trainable_variables]
     losses, accuracies, probabilities = [], [], []
     try:
-        for index in range(snapshots.count):
+        for index in range(start, snapshots.count):
             for variable, value in zip(model.trainable_variables, snapshots.at(index)):
                 variable.assign(value)
             loss, accuracy = scores(predict(model, x), y, model)

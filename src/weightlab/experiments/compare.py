@@ -18,7 +18,7 @@ from pathlib import Path
 from weightlab.analysis import aggregate
 from weightlab.config import MAX_SEEDS, RunConfig, hidden_text, parse_hidden, require_int
 from weightlab.errors import ConfigError
-from weightlab.experiments.run import run_many
+from weightlab.experiments.together import run_many
 from weightlab.store import FORMAT_VERSION, RunWriter, dumps
 
 # Fields that name what is compared rather than how (seed is the repetition, not a variant).

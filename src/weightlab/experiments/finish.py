@@ -31,11 +31,13 @@ def finish(
     x_train=None,
     x_test_device=None,
     with_landscape: bool = True,
+    early: list[dict] | None = None,
 ) -> Run:
     """Evaluate, analyse and write one trained run; returns it stored.
 
     ``x_test``, ``x_train``: the inputs as the model takes them (default: the dataset's, prepared as for training);
-    ``x_test_device``: ``x_test`` on the device (`outputs.on_device`), copied once for all the evaluations.
+    ``x_test_device``: ``x_test`` on the device (`outputs.on_device`), copied once for all the evaluations;
+    ``early``: the scores of its first snapshots, made while it trained (`ahead.EarlyScores.of`).
     """
     from weightlab.evaluation.landscape import landscape
     from weightlab.evaluation.outputs import on_device
@@ -115,7 +117,7 @@ def finish(
     writer.write_snapshots(
         tracked,
         {"backend": config.backend, "dataset": config.dataset, "config": dumps(config.to_dict())},
-        evaluated_snapshots(model, tracked.snapshots, x_test, dataset.y_test, x_test_device),
+        evaluated_snapshots(model, tracked.snapshots, x_test, dataset.y_test, x_test_device, early),
     )
     writer.write_json("summary.json", summary)
     if report:
@@ -126,16 +128,32 @@ def finish(
     return Run(path=path, config=config, summary=json.loads(dumps(summary)))
 
 
+def test_inputs(dataset, model) -> tuple:
+    """(x_test as ``model`` takes it, the same on the device): one copy for every evaluation of a run."""
+    from weightlab.evaluation.outputs import on_device
+    from weightlab.train.keras_fit import to_inputs
+
+    x_test = to_inputs(dataset.inputs("test"), models.input_shape(model))
+    return x_test, on_device(x_test)
+
+
 def evaluated_snapshots(
-    model, snapshots, x_test: np.ndarray, y_test: np.ndarray, x_test_device=None
+    model, snapshots, x_test: np.ndarray, y_test: np.ndarray, x_test_device=None, early: list[dict] | None = None
 ) -> dict[str, np.ndarray]:
-    """snapshots.h5's evaluation datasets: the test loss and accuracy of every snapshot, and the panel's probabilities."""
+    """snapshots.h5's evaluation datasets: the test loss and accuracy of every snapshot, and the panel's probabilities.
+
+    ``early``: the scores of the first snapshots, block by block, made already (`ahead.EarlyScores`): the rest are scored here.
+    """
     from weightlab.analysis.panel import panel_indices
-    from weightlab.evaluation.snapshots import evaluate_snapshots
+    from weightlab.evaluation.snapshots import evaluate_snapshots, joined
 
     panel = panel_indices(y_test)
     on_device = x_test if x_test_device is None else x_test_device
-    scores = evaluate_snapshots(model, snapshots, on_device, y_test, x_test[panel])
+    parts = list(early or [])
+    scored = sum(len(part["loss"]) for part in parts)
+    if scored < snapshots.count:
+        parts.append(evaluate_snapshots(model, snapshots, on_device, y_test, x_test[panel], start=scored))
+    scores = joined(parts)
     return {
         "test_loss": scores["loss"],
         "test_accuracy": scores["accuracy"],

@@ -21,7 +21,8 @@ from weightlab import models
 from weightlab.analysis import controls, stats
 from weightlab.bounds import model_size, require_fits
 from weightlab.config import MAX_SEEDS, RunConfig, require_int
-from weightlab.experiments.run import keras_and_data, run_many
+from weightlab.experiments.run import keras_and_data
+from weightlab.experiments.together import run_many
 from weightlab.store import FORMAT_VERSION, RunWriter, dumps
 from weightlab.store.format import short_name
 

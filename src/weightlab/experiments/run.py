@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -17,10 +16,10 @@ import numpy as np
 from weightlab import data, models
 from weightlab.backend import keras_for, set_random_seed
 from weightlab.bounds import model_size, require_fits
-from weightlab.config import RunConfig, is_keras_file
+from weightlab.config import RunConfig
 from weightlab.errors import ConfigError
-from weightlab.experiments.ahead import finish_steps, preparing
-from weightlab.experiments.finish import finish
+from weightlab.experiments.ahead import early_scores, finish_steps, preparing
+from weightlab.experiments.finish import finish, test_inputs
 from weightlab.experiments.record import training_path_reason
 from weightlab.store import FORMAT_VERSION, Run, RunWriter, new_run_id
 
@@ -58,7 +57,7 @@ def run(
     keras, dataset = keras_and_data(config, data_dir)
     with RunWriter(out, run_id or new_run_id(config), adopt=resume is not None) as writer:
         writer.write_json("config.json", {"format_version": FORMAT_VERSION, "config": config.to_dict()})
-        model, x_train, y_train, drawn = _prepare(keras, config, dataset)
+        model, x_train, y_train, drawn = prepare(keras, config, dataset)
         trainer = training_path(model, config)
         reason = training_path_reason(model, config, trainer.TRAINING_PATH)
         if saved is not None and saved["path"] != trainer.TRAINING_PATH:
@@ -85,18 +84,21 @@ def run(
         orders = orders or drawn
         # Snapshots stream into the hidden directory's snapshots.h5 as they are taken; a resumed
         # run's file is cut back to the snapshots its checkpoint counts.
-        store = _snapshot_store(writer, model, len(x_train), config, saved["snapshot_steps"] if saved else None)
+        store = snapshot_store(writer, model, len(x_train), config, saved["snapshot_steps"] if saved else None)
         if saved is not None:
             from weightlab.store.checkpoint import check_snapshots
 
             check_snapshots(Path(resume), saved, store)
         from weightlab.train import fused_jax
 
-        # Its training leaves the interpreter free: the finish's programs are made ready meanwhile.
+        # Its training leaves the interpreter free: the finish's programs are made ready meanwhile,
+        # and the snapshots taken so far scored on the test set.
         steps = (
             finish_steps([model], config, dataset, landscape=landscape, report=report) if trainer is fused_jax else []
         )
-        with preparing(progress, steps) as hook:
+        x_test, x_test_device = test_inputs(dataset, model)
+        early = early_scores([model], [store], config, dataset, x_test, x_test_device) if steps else None
+        with preparing(progress, steps, early) as hook:
             fitted = trainer.fit(
                 model,
                 x_train,
@@ -108,7 +110,20 @@ def run(
                 checkpoint=lambda state: writer.write_checkpoint(state, orders),
                 snapshots=store,
             )
-            return finish(keras, writer, config, dataset, model, fitted, report, reason, with_landscape=landscape)
+            return finish(
+                keras,
+                writer,
+                config,
+                dataset,
+                model,
+                fitted,
+                report,
+                reason,
+                x_test=x_test,
+                x_test_device=x_test_device,
+                with_landscape=landscape,
+                early=early.of(0) if early else None,
+            )
 
 
 def _resumable(directory: Path):
@@ -124,118 +139,7 @@ def _resumable(directory: Path):
     return config, directory.parent, directory.name.removeprefix(".incomplete-"), saved, orders
 
 
-def run_many(
-    configs: list[RunConfig],
-    *,
-    out: str | Path = "runs",
-    data_dir: str | Path | None = None,
-    report: bool = False,
-    datasets: dict | None = None,
-    progress=None,
-    landscape: bool = True,
-) -> list[Run]:
-    """Several runs, trained together where they can be, each stored as `run` would store it.
-
-    On the fused JAX path, runs that differ only in seed and labels (a proof's seeds and
-    controls) train in one vmapped program, and runs of one seed that differ only in their
-    hidden width (a comparison's variants) see the same batches and train as branches of one
-    network; so N runs cost far less than N times one. Any other run trains on its own. Each
-    run's initialisation, data order and numbers are its own, as if it had run alone (to float
-    rounding). ``datasets`` holds datasets the caller has loaded already, by name (so their
-    prepared arrays are shared, not made again). ``progress(steps_done, steps_total, logs)`` is
-    called after every chunk of steps (a `signals.StopFlag.guard` stops the training there).
-    """
-    configs = [config.resolved() for config in configs]
-    stored: dict[int, Run] = {}
-    datasets = dict(datasets or {})  # loaded once: every group then shares the prepared arrays
-    for packs in _trained_together(configs):
-        first = configs[packs[0][0]]
-        alone = len(packs) == 1 and len(packs[0]) == 1
-        # A saved model may hold state the fused loop does not drive, and a convnet may train faster on
-        # model.fit (`fused_program.slower_than_fit`): `run` decides for them, one by one.
-        by_one = is_keras_file(first.model) or (first.model == "cnn" and first.training_path == "auto")
-        if alone or first.backend != "jax" or first.training_path == "keras.fit" or by_one:
-            for index in (index for pack in packs for index in pack):
-                stored[index] = run(
-                    configs[index], out=out, data_dir=data_dir, report=report, progress=progress, landscape=landscape
-                )
-            continue
-        keras, dataset = keras_and_data(first, data_dir, datasets)
-        from weightlab.train import fused_jax
-
-        with contextlib.ExitStack() as cleanup:
-            # an unusable --out fails before training
-            writers = {
-                index: cleanup.enter_context(RunWriter(out, new_run_id(configs[index])))
-                for pack in packs
-                for index in pack
-            }
-            built, labels, orders = [], [], []  # per pack: its models, their labels, each model's data order
-            for pack in packs:
-                built.append([])
-                orders.append([])
-                for index in pack:
-                    model, x_train, y_train, drawn = _prepare(keras, configs[index], dataset)
-                    built[-1].append(model)
-                    orders[-1].append(drawn)
-                labels.append(y_train)
-            sinks = [
-                [_snapshot_store(writers[index], model, len(x_train), first) for index, model in zip(pack, pack_models)]
-                for pack, pack_models in zip(packs, built)
-            ]
-            # the finish's programs made ready while the runs train, one per architecture (a pack's models)
-            hook = cleanup.enter_context(
-                preparing(progress, finish_steps(built[0], first, dataset, landscape=landscape, report=report))
-            )
-            if all(
-                np.array_equal(a, b)
-                for pack_orders in orders
-                for other in pack_orders[1:]
-                for a, b in zip(pack_orders[0], other)
-            ):
-                fitted = fused_jax.fit_packed(
-                    built, x_train, labels, first, [pack_orders[0] for pack_orders in orders], hook, sinks=sinks
-                )
-            else:  # building a model moved numpy's generator (not Keras 3.15's way): each width alone
-                columns = [
-                    fused_jax.fit_many(
-                        [pack[k] for pack in built],
-                        x_train,
-                        labels,
-                        first,
-                        [pack_orders[k] for pack_orders in orders],
-                        hook,
-                        sinks=[pack_sinks[k] for pack_sinks in sinks],
-                    )
-                    for k in range(len(packs[0]))
-                ]
-                fitted = [list(row) for row in zip(*columns)]
-            from weightlab.evaluation.outputs import on_device
-            from weightlab.train.keras_fit import to_inputs
-
-            # one device copy of the test set for every run's evaluations (their models take one input shape)
-            x_test = to_inputs(dataset.inputs("test"), models.input_shape(built[0][0]))
-            x_test_device = on_device(x_test)
-            for pack, pack_models, pack_results in zip(packs, built, fitted):
-                for index, model, result in zip(pack, pack_models, pack_results):
-                    reason = training_path_reason(model, configs[index], fused_jax.TRAINING_PATH)
-                    stored[index] = finish(
-                        keras,
-                        writers[index],
-                        configs[index],
-                        dataset,
-                        model,
-                        result,
-                        report,
-                        reason,
-                        x_test=x_test,
-                        x_test_device=x_test_device,
-                        with_landscape=landscape,
-                    )
-    return [stored[i] for i in range(len(configs))]
-
-
-def _snapshot_store(writer: RunWriter, model, samples: int, config: RunConfig, resume_steps=None):
+def snapshot_store(writer: RunWriter, model, samples: int, config: RunConfig, resume_steps=None):
     """The run's snapshots.h5, open for its trainer to stream snapshots into."""
     from weightlab.store.checkpoint import RESTART
     from weightlab.store.files import reading
@@ -245,37 +149,6 @@ def _snapshot_store(writer: RunWriter, model, samples: int, config: RunConfig, r
     # a resumed run reopens the hidden directory's file: any fault in it is one line, and the run is kept
     with reading(writer.temp / "snapshots.h5", RESTART) if resume_steps is not None else contextlib.nullcontext():
         return writer.snapshot_store(variable_names(model), steps_per_epoch(samples, config), resume_steps=resume_steps)
-
-
-def _trained_together(configs: list[RunConfig]) -> list[list[list[int]]]:
-    """Which configs train in one program: a list of groups, each a list of packs of config indices.
-
-    A pack is one run of the program: configs of one seed and labels that differ only in the
-    widths of ``hidden``, not their number (they draw the same data order). A group's packs differ only in seed and labels.
-    Variants are packed only where every width has the same seeds and labels in the same order.
-    """
-
-    def key(config: RunConfig, **ignored) -> str:
-        return json.dumps(dataclasses.replace(config, **ignored).to_dict(), sort_keys=True)
-
-    groups: dict[str, list[int]] = {}
-    for index, config in enumerate(configs):
-        groups.setdefault(key(config, seed=0, shuffle_labels=False), []).append(index)
-    families: dict[str, list[list[int]]] = {}
-    for members in groups.values():
-        # Branches differ in width only: a variant of another depth has other variables and trains apart.
-        depth_only = (1,) * len(configs[members[0]].widths)
-        families.setdefault(key(configs[members[0]], seed=0, shuffle_labels=False, hidden=depth_only), []).append(
-            members
-        )
-    together = []
-    for family in families.values():
-        runs = [[(configs[i].seed, configs[i].shuffle_labels) for i in members] for members in family]
-        if len(family) > 1 and all(run == runs[0] for run in runs):
-            together.append([list(pack) for pack in zip(*family)])
-        else:
-            together.extend([[index] for index in members] for members in family)
-    return together
 
 
 def keras_and_data(config: RunConfig, data_dir, loaded: dict | None = None):
@@ -309,7 +182,7 @@ def _load(config: RunConfig, data_dir, loaded: dict | None = None):
     return dataset
 
 
-def _prepare(keras, config: RunConfig, dataset):
+def prepare(keras, config: RunConfig, dataset):
     """The seeded, freshly built model, the arrays it trains on, and each epoch's data order.
 
     The orders are drawn right after seeding and building, where `model.fit` would draw them.
