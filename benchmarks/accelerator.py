@@ -6,7 +6,7 @@ Run where JAX sees a GPU (or TPU); nothing else in weightlab needs one. Each con
 whole process (imports, data, compilation and all), alternating with the others ``--repeats``
 times: the tutorial's MLP, the same at hidden width 4,096, the convnet of ``--model cnn``, and a
 comparison of six trainings (vmapped on an accelerator). The table gives medians: whole-process
-seconds, µs per step in the steady epochs (after the second), and weightlab's ratio to
+seconds, µs per step in the fastest epoch after the first, and weightlab's ratio to
 `model.fit`'s per-step time (0.25× is four times faster). ``--log`` keeps every measurement as a
 JSON line as it is taken, so an interrupted bench still leaves what it measured. Written to stdout
 and results/accelerator.md.
@@ -88,8 +88,8 @@ def table(results: dict[str, list[dict]], workloads: dict[str, str], repeats: in
         rows,
         [
             "- A comparison is measured against one `model.fit` of the tutorial's MLP, as on the CPU against one script.",
-            "- Steady epochs: the median epoch after the second, per step (the first compiles; during weightlab's "
-            "second a thread compiles the finish's programs). A comparison's JSON holds no epoch times.",
+            "- Steady epochs: the fastest epoch after the first, per step (the first compiles; during weightlab's next "
+            "ones a thread compiles the finish's programs and scores snapshots). A comparison's JSON holds no epoch times.",
             "- Every process starts with JAX's compilation cache as the previous repeats left it (weightlab keeps "
             "one; plain Keras does not), as a user's second run would.",
         ],

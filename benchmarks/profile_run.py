@@ -163,21 +163,21 @@ def profile_once() -> dict:
         weightlab.run(out=out)
         run_seconds = time.perf_counter() - began
     epochs = fits[0].epoch_seconds
-    steady_epoch = statistics.median(epochs[2:])
+    steady_epoch = min(epochs[1:])  # the fastest epoch after the first: the one the preparation thread least disturbed
     compile_seconds = epochs[0] - steady_epoch
-    beside_seconds = epochs[1] - steady_epoch
+    beside_seconds = sum(epochs[1:]) - steady_epoch * len(epochs[1:])
     order = list(dict.fromkeys(stage for _, _, stage in wrapped))
     for stage, seconds in sorted(stages.seconds.items(), key=lambda item: order.index(item[0])):
         if stage.startswith("training"):
             rows.append(
                 (
-                    "training: first epoch's tracing, compiling or loading (epoch 1 − median of epochs 3–5)",
+                    "training: first epoch's tracing, compiling or loading (epoch 1 − the fastest later epoch)",
                     compile_seconds,
                 )
             )
             rows.append(
                 (
-                    "training: second epoch beside the thread preparing the finish's programs (epoch 2 − that median)",
+                    "training: epochs 2–5 beside the thread preparing the finish and scoring snapshots (their excess over the fastest)",
                     beside_seconds,
                 )
             )
