@@ -13,7 +13,6 @@ and is joined (a process must not exit while a thread is inside XLA).
 
 from __future__ import annotations
 
-import collections
 import contextlib
 import functools
 import threading
@@ -49,20 +48,20 @@ def preparing(progress: Callable | None, steps: list[Step], early: EarlyScores |
                 step()
 
     def hook(*arguments) -> None:
-        if early is not None:
-            early.taken()
         if steps and not threads:
             threads.append(threading.Thread(target=work, name="weightlab-ahead", daemon=True))
             threads[0].start()
+        if early is not None:
+            early.taken()
         if progress is not None:
             progress(*arguments)
 
     try:
         yield hook
     finally:
-        if early is not None:
-            early.close()  # its `work` ends
         stop.set()
+        if early is not None:
+            early.close()  # its `work` ends after the block under way, which the join waits for
         for thread in threads:
             _join_through_interrupts(thread)
 
@@ -137,10 +136,11 @@ def early_scores(models: Sequence, stores: Sequence, config: RunConfig, dataset,
 class EarlyScores:
     """Runs' snapshots scored on the test set in the preparation thread, block by block, while the runs still train.
 
-    After each chunk of training, `taken` (in the main thread, from the progress hook) queues every
-    complete block of snapshots now in a run's store; `work` (the thread's last step) scores the
-    queued blocks in order. When training ends, `close` drops the blocks not started and waits for
-    the one under way, and `of` gives a run's scores so far, for its first snapshots: its finish
+    After each chunk of training, `taken` (in the main thread, from the progress hook) notes how
+    many snapshots each run's store holds; `work` (the thread's last step) reads and scores each
+    complete block as it becomes available, one block at a time (so memory holds one block, however
+    many snapshots wait), in order. When training ends, `close` lets the block under way finish and
+    starts no other, and `of` gives a run's scores so far, for its first snapshots: its finish
     scores the rest. Blocks are `evaluation.snapshots.block_size` long, as the finish's are, so both
     use one compiled program. A model with non-trainable state is scored with its final state
     (`evaluation.snapshots`), which exists only after training: such models are left to the finish.
@@ -152,42 +152,45 @@ class EarlyScores:
         self._models, self._stores = list(models), list(stores)
         self._arrays = (x_test, y_test, panel_x)  # x_test may be on the device
         self._sizes = [block_size(count, stored_bytes(model)) for model in self._models]
-        self._queued = [0 if not model.non_trainable_variables else None for model in self._models]
+        self._scorable = [not model.non_trainable_variables for model in self._models]
+        self._available = [0] * len(self._stores)  # snapshots in each store at the last `taken`
         self._scored: list[list[dict]] = [[] for _ in self._stores]
-        self._pending: collections.deque = collections.deque()
         self._changed = threading.Condition()
         self._closed = self._busy = False
 
     def taken(self) -> None:
-        """Queue the complete blocks of snapshots the runs' stores hold now (main thread: the stores are its own)."""
+        """Note how many snapshots the runs' stores hold now. It never fails the training: on any error, scoring stops."""
+        try:
+            counts = [store.count for store in self._stores]
+        except Exception:
+            counts = None
         with self._changed:
-            if self._closed:
-                return
-            for run, (store, size) in enumerate(zip(self._stores, self._sizes)):
-                while self._queued[run] is not None and store.count - self._queued[run] >= size:
-                    start = self._queued[run]
-                    self._pending.append((run, store.block(start, start + size)))
-                    self._queued[run] = start + size
+            if counts is None:
+                self._closed = True
+            else:
+                self._available = counts
             self._changed.notify_all()
 
     def work(self) -> None:
-        """Score queued blocks until `close` (`preparing`'s thread's last step: `preparing` closes before joining)."""
+        """Score complete blocks as they become available, until `close` (`preparing`'s thread's last step)."""
         from weightlab.evaluation.snapshots import score_block
 
         while True:
             with self._changed:
-                while not self._pending and not self._closed:
+                while not self._closed and (block := self._next_block()) is None:
                     self._changed.wait()
                 if self._closed:
                     return
-                run, stacks = self._pending.popleft()
+                run, start = block
                 self._busy = True
             try:
-                scores = score_block(self._models[run], stacks, self._sizes[run], *self._arrays)
+                stop = start + self._sizes[run]
+                scores = score_block(
+                    self._models[run], self._stores[run].block(start, stop), stop - start, *self._arrays
+                )
             except BaseException:
                 with self._changed:  # a gap would misplace every later block's scores: the finish scores the rest
                     self._closed, self._busy = True, False
-                    self._pending.clear()
                     self._changed.notify_all()
                 raise
             with self._changed:
@@ -195,16 +198,26 @@ class EarlyScores:
                 self._busy = False
                 self._changed.notify_all()
 
+    def _next_block(self) -> tuple[int, int] | None:
+        """(run, first snapshot) of the next complete block not yet scored, the runs in turn; None if there is none."""
+        for run, size in enumerate(self._sizes):
+            start = size * len(self._scored[run])
+            if self._scorable[run] and self._available[run] - start >= size:
+                return run, start
+        return None
+
     def close(self) -> None:
-        """No more scoring: the blocks not started are dropped, the one under way is waited for."""
+        """Start no more blocks (the one under way, if any, finishes). It only takes the lock: it never waits for XLA."""
         with self._changed:
             self._closed = True
-            self._pending.clear()
+            self._changed.notify_all()
+
+    def of(self, run: int) -> list[dict]:
+        """Run ``run``'s scores (`score_block`'s) of its first snapshots, block by block: closes, and waits for the
+        block under way."""
+        with self._changed:
+            self._closed = True
             self._changed.notify_all()
             while self._busy:
                 self._changed.wait()
-
-    def of(self, run: int) -> list[dict]:
-        """Run ``run``'s scores (`score_block`'s) of its first snapshots, block by block, once closed."""
-        self.close()
-        return list(self._scored[run])
+            return list(self._scored[run])
