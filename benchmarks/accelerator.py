@@ -115,6 +115,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--log", type=Path, help="append each measurement to this file as a JSON line")
     parser.add_argument("--table-from", type=Path, metavar="LOG", help="publish the table of a log, measuring nothing")
+    parser.add_argument(
+        "--only", help="comma-separated workloads (e.g. 'MLP 64,CNN'): only those, printed, not published"
+    )
     args = parser.parse_args()
     if args.table_from:
         publish("accelerator", table_of_log(args.table_from))
@@ -126,6 +129,8 @@ def main() -> None:
             log.write(json.dumps({"device": device, "where": when_and_where()}) + "\n")
     with tempfile.TemporaryDirectory(prefix="weightlab-accelerator-") as out:
         runs = contenders(out)
+        if args.only:
+            runs = {name: run for name, run in runs.items() if run[0] in args.only.split(",")}
         results: dict[str, list[dict]] = {name: [] for name in runs}
         for repeat in range(args.repeats):
             for name, (_, command, env) in runs.items():  # alternating, so drift hits every contender alike
@@ -140,7 +145,11 @@ def main() -> None:
                     with args.log.open("a") as log:
                         log.write(json.dumps({"name": name, "repeat": repeat, **record}) + "\n")
     workloads = {name: run[0] for name, run in runs.items()}
-    publish("accelerator", table(results, workloads, args.repeats, device, when_and_where()))
+    measured = table(results, workloads, args.repeats, device, when_and_where())
+    if args.only:  # a partial table is shown, not published
+        print(measured)
+    else:
+        publish("accelerator", measured)
 
 
 if __name__ == "__main__":
