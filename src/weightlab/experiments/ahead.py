@@ -4,8 +4,10 @@ Training runs inside XLA, without Python's interpreter lock. Each evaluation aft
 set, the snapshots, the loss landscape) first traces its program and compiles or loads it, and
 the report first imports its modules and compiles its template: ≈0.1 s each, on the critical
 path (measured). A thread does that work meanwhile, from the models' shapes alone, so that the
-finish finds the programs ready (`programs.PROGRAMS`). It only prepares: the finish computes
-everything itself, and does whatever the thread has not done.
+finish finds the programs ready (`programs.PROGRAMS`). Then it scores the snapshots already taken
+on the test set (`EarlyScores`: most of a run's snapshots come in its first epoch), block by
+block, so that the finish scores only the last few. Everything else the finish computes itself,
+and it does whatever the thread has not done.
 
 The thread never outlives the run: it stops between steps when the run ends or is interrupted,
 and is joined (a process must not exit while a thread is inside XLA).
