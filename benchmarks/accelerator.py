@@ -26,11 +26,12 @@ from bench import measure  # benchmarks/ is the script's path
 from tables import HERE, PYTHON, WEIGHTLAB, markdown, publish, when_and_where
 
 KERAS_JAX = {"KERAS_BACKEND": "jax"}
-CNN_EPOCHS = 3  # the steady epoch is the third: the first compiles, the second prepares the finish
+CNN_EPOCHS = 3  # the steady step is the fastest epoch after the first, which compiles: two to choose from
+BASELINE = "`model.fit`"  # the contenders each workload's ratios are taken against
 
 
 def contenders(out: str) -> dict[str, tuple[str, list[str], dict[str, str]]]:
-    """name -> (workload, command, environment); each workload's first contender is its `model.fit` baseline."""
+    """name -> (workload, command, environment); a workload's contender named `BASELINE`… is its baseline."""
     run = WEIGHTLAB + ["run", "--json", "--out", out]
     fit = [PYTHON, str(HERE / "tutorial_keras.py"), "0"]
     return {
@@ -65,18 +66,24 @@ def median(records: list[dict], key: str) -> float | None:
 
 
 def table(results: dict[str, list[dict]], workloads: dict[str, str], repeats: int, device: str, where: str) -> str:
-    baselines: dict[str, tuple] = {}
+    """The markdown table of ``results`` (contender -> its measurements); ratios only where the workload's
+    `model.fit` baseline was measured."""
+    baselines = {
+        workloads[name]: (median(records, "steady_step_seconds"), median(records, "seconds"))
+        for name, records in results.items()
+        if name.startswith(BASELINE) and records
+    }
     rows = []
     for name, records in results.items():
         if not records:
             continue
         seconds, steady = median(records, "seconds"), median(records, "steady_step_seconds")
-        base, base_seconds = baselines.setdefault(workloads[name], (steady, seconds))  # a workload's first row
+        base, base_seconds = baselines.get(workloads[name], (None, None))
         rows.append(
             [
                 name,
                 f"{seconds:.1f} s",
-                f"{seconds / base_seconds:.2f}×",
+                f"{seconds / base_seconds:.2f}×" if base_seconds else "—",
                 f"{1e6 * steady:,.0f}" if steady else "—",
                 f"{steady / base:.2f}×" if steady and base else "—",
                 f"{median(records, 'test_accuracy'):.4f}",
@@ -97,40 +104,53 @@ def table(results: dict[str, list[dict]], workloads: dict[str, str], repeats: in
     )
 
 
-def table_of_log(path: Path) -> str:
-    """The table of the measurements a ``--log`` file holds (e.g. of a bench stopped before its last repeat)."""
+def table_of_log(path: Path) -> tuple[str, bool]:
+    """(the table of the measurements a ``--log`` file holds, whether every contender is in it): e.g. of a bench
+    stopped before its last repeat. A log holds one bench: `main` starts it afresh."""
     lines = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     device, where = next((line["device"], line["where"]) for line in lines if "device" in line)
     workloads = {name: run[0] for name, run in contenders("").items()}
     results: dict[str, list[dict]] = {name: [] for name in workloads}
     for line in lines:
-        if "name" in line:
+        if line.get("name") in results:
             results[line["name"]].append(line)
+        elif "name" in line:
+            print(f"{path}: {line['name']} is not one of this bench's contenders; left out", file=sys.stderr)
     repeats = max(len(records) for records in results.values())
-    return table(results, workloads, repeats, device, where)
+    return table(results, workloads, repeats, device, where), all(results.values())
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--log", type=Path, help="append each measurement to this file as a JSON line")
+    parser.add_argument("--log", type=Path, help="write each measurement to this file as a JSON line as it is taken")
     parser.add_argument("--table-from", type=Path, metavar="LOG", help="publish the table of a log, measuring nothing")
     parser.add_argument(
         "--only", help="comma-separated workloads (e.g. 'MLP 64,CNN'): only those, printed, not published"
     )
     args = parser.parse_args()
     if args.table_from:
-        publish("accelerator", table_of_log(args.table_from))
+        measured, complete = table_of_log(args.table_from)
+        if complete:
+            publish("accelerator", measured)
+        else:  # a partial table is shown, not published
+            print(measured)
         return
+    workloads_asked = args.only.split(",") if args.only else None
+    runs = contenders("")
+    if workloads_asked and not any(run[0] in workloads_asked for run in runs.values()):
+        raise SystemExit(
+            f"--only {args.only!r}: no such workload; the workloads are {sorted({r[0] for r in runs.values()})}"
+        )
     device = accelerator()
     print(device, file=sys.stderr, flush=True)
     if args.log:
-        with args.log.open("a") as log:
+        with args.log.open("w") as log:  # one bench a log
             log.write(json.dumps({"device": device, "where": when_and_where()}) + "\n")
     with tempfile.TemporaryDirectory(prefix="weightlab-accelerator-") as out:
         runs = contenders(out)
-        if args.only:
-            runs = {name: run for name, run in runs.items() if run[0] in args.only.split(",")}
+        if workloads_asked:
+            runs = {name: run for name, run in runs.items() if run[0] in workloads_asked}
         results: dict[str, list[dict]] = {name: [] for name in runs}
         for repeat in range(args.repeats):
             for name, (_, command, env) in runs.items():  # alternating, so drift hits every contender alike

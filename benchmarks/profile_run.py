@@ -111,7 +111,7 @@ def profile_once() -> dict:
     import jax
 
     jax.numpy.zeros(1).block_until_ready()
-    lap("JAX backend start-up (CPU client, first array)")
+    lap("JAX backend start-up (the device's client, first array)")
     import weightlab.evaluation.landscape
     import weightlab.evaluation.snapshots
     import weightlab.experiments.finish as finish_module
@@ -128,7 +128,11 @@ def profile_once() -> dict:
         (keras_fit, "predict", "test evaluation (after, before)"),
         (keras_fit, "evaluate", "test evaluation (after, before)"),
         (keras_fit, "scores", "test evaluation (after, before)"),
-        (weightlab.evaluation.snapshots, "evaluate_snapshots", "evaluation of the 48 snapshots"),
+        (
+            weightlab.evaluation.snapshots,
+            "evaluate_snapshots",
+            "evaluation of the snapshots not scored during training",
+        ),
         (weightlab.evaluation.landscape, "landscape", "loss landscape"),
         (finish_module, "layer_changes", "analysis"),
         (finish_module, "input_analysis", "analysis"),
@@ -202,15 +206,18 @@ def main() -> None:
         json.loads(subprocess.run([PYTHON, __file__, "--once"], check=True, capture_output=True, text=True).stdout)
         for _ in range(args.repeats)
     ]
-    rows = [
-        (stage, statistics.median(p["rows"][i][1] for p in profiles))
-        for i, (stage, _) in enumerate(profiles[0]["rows"])
-    ]
+    # A stage may happen in some processes only (the snapshots left after training: none, or the last
+    # block): rows are matched by name, and a stage a process did not go through took it 0 s.
+    stages = list(dict.fromkeys(stage for p in profiles for stage, _ in p["rows"]))
+    rows = [(stage, statistics.median(dict(p["rows"]).get(stage, 0.0) for p in profiles)) for stage in stages]
     rows.append(("Python start-up and exit (`python -c pass`)", interpreter_seconds()))
     total = sum(seconds for _, seconds in rows)
     table = [[stage, f"{seconds:.2f} s", f"{100 * seconds / total:.0f}%"] for stage, seconds in rows]
     table.append(["**sum**", f"**{total:.2f} s**", "100%"])
-    repeated = {name: statistics.median(p["repeated"][name] for p in profiles) for name in profiles[0]["repeated"]}
+    names = dict.fromkeys(name for p in profiles for name in p["repeated"])
+    repeated = {
+        name: statistics.median(p["repeated"][name] for p in profiles if name in p["repeated"]) for name in names
+    }
     steady = statistics.median(p["steady_epoch"] for p in profiles)
     publish(
         "profile",

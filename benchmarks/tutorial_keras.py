@@ -1,10 +1,10 @@
 """The tutorial's script as a plain Keras program, the baseline weightlab is measured against.
 
 Run as ``KERAS_BACKEND=tensorflow python benchmarks/tutorial_keras.py [SEED] [HIDDEN]``. It is
-the tutorial's code, with two changes only: MNIST comes from weightlab's verified cache (the same
-arrays `keras.datasets.mnist.load_data()` returns) and it prints one JSON line of measurements
-(timing each epoch with a callback that only reads the clock). The hidden layer's width (64, the
-tutorial's) can be given, for the accelerator bench's wide network.
+the tutorial's code, with three changes only: MNIST comes from weightlab's verified cache (the same
+arrays `keras.datasets.mnist.load_data()` returns), it prints one JSON line of measurements
+(timing each epoch with a callback that only reads the clock), and the hidden layer's width (64,
+the tutorial's, by default) can be given, for the accelerator bench's wide network.
 """
 
 import json

@@ -176,7 +176,10 @@ def _compile(model, batch: int):
 def _evaluate_jax(model, snapshots: Snapshots, x, y, panel_x, start: int = 0) -> dict:
     import jax
 
-    x, y, panel_x = (jax.device_put(a) for a in _inputs(x, y, panel_x))  # no staging program per shape
+    # The inputs go to the device once for every block (`device_put`: no staging program per shape);
+    # the labels stay on the host, where `score_block` takes them as int32.
+    x, panel_x = jax.device_put(x), jax.device_put(panel_x)
+    y = np.asarray(y).astype(np.int32)
     size = snapshot_block_size(snapshots)
     parts = [
         score_block(model, snapshots.block(first, min(first + size, snapshots.count)), size, x, y, panel_x)
