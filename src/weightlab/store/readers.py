@@ -16,7 +16,7 @@ import numpy as np
 
 from weightlab import safeio
 from weightlab.errors import ConfigError, RunDirError
-from weightlab.store import schemas
+from weightlab.store import experiment_schemas, schemas
 from weightlab.store.files import read_json, read_npz, reading
 from weightlab.store.format import TEMP_PREFIX
 from weightlab.store.run import Run, check_version, read_digests, read_run
@@ -64,7 +64,7 @@ def member_run(directory: Path, run_id: str, named_in: Path | None = None) -> Ru
 
 def read_proof(directory: str | os.PathLike) -> dict:
     path = Path(directory) / "proof.json"
-    result = _read(path, schemas.PROOF_FILE)
+    result = _read(path, experiment_schemas.PROOF_FILE)
     with reading(path):
         if 1.0 not in result["line"]["alphas"]:
             raise SchemaError("line.alphas lacks α = 1 (the trained weights)")
@@ -86,14 +86,14 @@ def read_proof_landscape(directory: str | os.PathLike, proof: dict) -> dict[str,
     name = entry["file"]
     if "/" in name or name.startswith("."):
         raise RunDirError(f"{directory / 'proof.json'} names the landscape file {name[:60]!r}; rerun the proof")
-    return read_npz(directory / name, schemas.PROOF_LANDSCAPE_FILE, digests=read_digests(directory))
+    return read_npz(directory / name, experiment_schemas.PROOF_LANDSCAPE_FILE, digests=read_digests(directory))
 
 
 def read_comparison(directory: str | os.PathLike) -> tuple[dict, dict[int, list[Run]]]:
     """(comparison.json, each variant's runs by its index)."""
     directory = Path(directory)
     path = directory / "comparison.json"
-    result = _read(path, schemas.COMPARISON_FILE)
+    result = _read(path, experiment_schemas.COMPARISON_FILE)
     with reading(path):
         for index, (variant, value) in enumerate(zip(result["variants"], result["values"])):
             if variant["value"] != value:
@@ -113,7 +113,7 @@ def read_comparison(directory: str | os.PathLike) -> tuple[dict, dict[int, list[
 
 def read_sweep(directory: str | os.PathLike) -> dict:
     path = Path(directory) / "sweep.json"
-    result = _read(path, schemas.SWEEP_FILE)
+    result = _read(path, experiment_schemas.SWEEP_FILE)
     with reading(path):
         axes = set(result["grid"])
         points = math.prod(len(values) for values in result["grid"].values())
@@ -143,7 +143,7 @@ def read_grid_file(path: str | os.PathLike) -> dict:
     path = Path(path)
     try:
         spec = tomllib.loads(safeio.read_bytes(path, schemas.JSON_LIMIT).decode("utf-8"))
-        return schemas.GRID_FILE.check(spec, "", Dims())
+        return experiment_schemas.GRID_FILE.check(spec, "", Dims())
     except (OSError, safeio.UnsafeInput, UnicodeDecodeError, tomllib.TOMLDecodeError, SchemaError) as error:
         detail = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
         raise ConfigError(
