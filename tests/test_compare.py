@@ -123,3 +123,22 @@ def test_compare_end_to_end(tmp_path, capsys):
     ]
     assert difference["test_accuracy_after"]["values"] == pytest.approx(per_seed)
     assert result["statements"][0].startswith("hidden=32")
+
+
+def test_variants_of_different_depths_are_compared_reported_and_printed(tmp_path, capsys):
+    """A variant's value can be a list of widths: the page and the terminal spell it as the flag does."""
+    from weightlab.cli import main
+
+    code = main(
+        ["compare", "--dataset", "synthetic", "--epochs", "1", "--hidden", "8", "8x4", "--seeds", "2"]
+        + [
+            "--out",
+            str(tmp_path),
+        ]
+    )
+    assert code == 0
+    (directory,) = tmp_path.iterdir()
+    assert [v["value"] for v in json.loads((directory / "comparison.json").read_text())["variants"]] == [8, [8, 4]]
+    page = (directory / "report.html").read_text()
+    assert "hidden=8x4" in page and "hidden: 8, 8x4" in page
+    assert "8x4" in capsys.readouterr().out

@@ -60,3 +60,17 @@ def test_comparisons_record_a_diverged_run_as_a_result(tmp_path):
     assert stable["test_accuracy_after"]["n"] == 2
     assert exploding["test_loss_after"]["missing"] >= 0 and exploding["test_accuracy_after"]["n"] == 2
     assert (next(tmp_path.iterdir()) / "report.html").is_file()
+
+
+def test_a_proof_records_runs_that_diverged_in_their_first_epoch(tmp_path, capsys):
+    """Such a run finished no epoch: its training accuracy is missing from the statistics, not a crash."""
+    code = main(
+        ["prove", "--dataset", "synthetic", "--seeds", "2", "--epochs", "2", "--learning-rate", "1e17"]
+        + ["--out", str(tmp_path)]
+    )
+    assert code == 0, capsys.readouterr().err
+    (directory,) = tmp_path.iterdir()
+    result = json.loads((directory / "proof.json").read_text())
+    shuffled = result["controls"]["shuffled_labels"]["train_accuracy"]
+    assert shuffled["missing"] >= 1 and shuffled["n"] + shuffled["missing"] == 2
+    assert (directory / "report.html").is_file()

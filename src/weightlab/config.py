@@ -138,9 +138,7 @@ def is_npz_file(dataset: str) -> bool:
 def require_int(name: str, value: Any, minimum: int, flag: str, maximum: int | None = None) -> None:
     """Raise ConfigError unless ``value`` is an integer (not a bool) of at least ``minimum`` (and at most ``maximum``)."""
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ConfigError(
-            f"{name} must be an integer >= {minimum}, got {value!r}: pass {flag} {max(minimum, 1)} or more"
-        )
+        raise ConfigError(f"{name} must be an integer >= {minimum}, got {value!r}: pass {flag} {minimum} or more")
     if maximum is not None and value > maximum:
         raise ConfigError(f"{name} must be at most {maximum:,}, got {value:,}: pass a smaller {flag}")
 

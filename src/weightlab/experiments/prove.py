@@ -187,7 +187,8 @@ def measure_seed(seed: int, trained, shuffled, test_set, rng: np.random.Generato
         "shuffled_labels": {
             "test_accuracy_after": shuffled.summary["test_accuracy_after"],
             "test_loss_after": shuffled.summary["test_loss_after"],
-            "train_accuracy_after": shuffled.summary["history"]["accuracy"][-1],
+            # a run that diverged in its first epoch finished none: its value is missing
+            "train_accuracy_after": (shuffled.summary["history"]["accuracy"] or [None])[-1],
             "distance": _total_distance(s0, s1),
         },
         "random_step": {

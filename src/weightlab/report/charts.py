@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import itertools
+import warnings
 
 import numpy as np
 
@@ -95,6 +96,14 @@ def smooth(values: np.ndarray, window: int) -> np.ndarray:
     cumulative = np.cumsum(np.insert(values, 0, 0.0))
     ends = np.arange(1, len(values) + 1)
     return (cumulative[1:] - cumulative[np.maximum(0, ends - window)]) / np.minimum(ends, window)
+
+
+def spread(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per column, over the rows (seeds): (min, max, mean), NaN (a diverged run's missing values) left out;
+    a column with no finite value stays NaN, a gap in the figure."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN column: the gap is what is meant
+        return np.nanmin(values, axis=0), np.nanmax(values, axis=0), np.nanmean(values, axis=0)
 
 
 def lines(spec: dict, series, marker: bool = False) -> None:

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-import warnings
 from pathlib import Path
 
 import numpy as np
 
+from weightlab.config import hidden_text
 from weightlab.report import charts, replay_view, run_figures
 from weightlab.report.charts import layer
 from weightlab.report.html import FigureSection, Replay, TableSection, ci, display_name, pct, render
@@ -17,9 +17,7 @@ from weightlab.report.tiles import first_layer_tiling, image_shape
 def _band(spec: dict, x, values: np.ndarray, colour: str, label: str) -> None:
     """Mean line and min–max band over rows (seeds); NaN (a diverged run's missing epochs) left out, and an
     epoch no seed reached stays NaN (a gap in the line)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN column: the gap is what is meant
-        low, high, mean = np.nanmin(values, axis=0), np.nanmax(values, axis=0), np.nanmean(values, axis=0)
+    low, high, mean = charts.spread(values)
     layer(
         spec,
         "varea",
@@ -68,17 +66,19 @@ def _timeline(tracks: list[dict], aligned_by: str | None = None) -> dict:
     return {"by": "step", "steps": steps, "epochs": [epoch_of[s] for s in steps]}
 
 
-def side_by_side(axis: str, result: dict, runs: dict) -> tuple[Replay, list[FigureSection]]:
-    """Each variant's first seed, replayed on one timeline, and its distributions over time."""
+def side_by_side(axis: str, result: dict, runs: list[list]) -> tuple[Replay, list[FigureSection]]:
+    """Each variant's first seed (``runs``: each variant's runs, in the variants' order), replayed on one timeline,
+    and its distributions over time."""
     tracks, payloads, over_time, static = [], [], [], []
     for number, variant in enumerate(result["variants"]):
-        run = runs[variant["value"]][0]
+        run = runs[number][0]
+        name = f"{axis}={hidden_text(variant['value'])}"
         steps, epochs, weights = run.snapshots()
         tiling = first_layer_tiling(run.summary, weights)
         kernel_shape = next((w.shape[1:] for w in weights.values() if w.ndim >= 3), ())
         shown, payload = replay_view.track(
             f"v{number}-",
-            f"{axis}={variant['value']} · ",
+            f"{name} · ",
             steps,
             epochs,
             weights,
@@ -88,11 +88,11 @@ def side_by_side(axis: str, result: dict, runs: dict) -> tuple[Replay, list[Figu
         )
         tracks.append(shown)
         if tiling is not None:  # for JavaScript off: each variant's first layer before, after and the difference
-            static += replay_view.static_pictures(tiling, weights[tiling.variable], f"{axis}={variant['value']}: ")
+            static += replay_view.static_pictures(tiling, weights[tiling.variable], f"{name}: ")
         payloads.append(payload)
         over_time.append(
             FigureSection(
-                f"{axis}={variant['value']}: every variable's distribution at every snapshot",
+                f"{name}: every variable's distribution at every snapshot",
                 f"Seed {run.summary['config']['seed']}; one column per snapshot, shaded by log count, quantiles over it.",
                 tuple(run_figures.distributions_over_time(weights, steps, f"v{number}-")),
             )
@@ -112,10 +112,14 @@ def comparison_report(path: Path, result: dict) -> str:
     from weightlab.store import member_run
 
     axis = result["axis"]
-    runs = {v["value"]: [member_run(path, run_id) for run_id in v["runs"]] for v in result["variants"]}
-    curves = [(str(v["value"]), [r.summary["history"] for r in runs[v["value"]]]) for v in result["variants"]]
+    # By position: a variant's value can be a list (the widths of a deeper network), which keys nothing.
+    runs = [[member_run(path, run_id) for run_id in v["runs"]] for v in result["variants"]]
+    curves = [
+        (hidden_text(v["value"]), [r.summary["history"] for r in variant_runs])
+        for v, variant_runs in zip(result["variants"], runs)
+    ]
     rows = [
-        (f"{axis}={v['value']}", v["test_accuracy_after"], colour)
+        (f"{axis}={hidden_text(v['value'])}", v["test_accuracy_after"], colour)
         for v, colour in zip(result["variants"], charts.colours())
     ]
     replay, over_time = side_by_side(axis, result, runs)
@@ -137,7 +141,7 @@ def comparison_report(path: Path, result: dict) -> str:
         first = next(iter(variant["layers"].values()))
         table.append(
             [
-                f"{axis}={variant['value']}",
+                f"{axis}={hidden_text(variant['value'])}",
                 f"{variant['parameters']:,}",
                 ci(variant["test_accuracy_after"]),
                 ci(variant["test_loss_after"], False),
@@ -148,7 +152,7 @@ def comparison_report(path: Path, result: dict) -> str:
         )
     n = len(result["seeds"])
     return render(
-        title=f"weightlab compare · {axis}: {', '.join(map(str, result['values']))} · {n} seed{'s' if n != 1 else ''}",
+        title=f"weightlab compare · {axis}: {', '.join(map(hidden_text, result['values']))} · {n} seed{'s' if n != 1 else ''}",
         subtitle=f"{display_name(path)} · the same seeds and data order for every variant, so differences are paired",
         sentences_title="What the comparison says",
         sentences=result["statements"],

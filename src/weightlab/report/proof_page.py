@@ -160,18 +160,19 @@ def line_figures(result: dict) -> tuple[dict, dict]:
         ("test_accuracy", "test accuracy (%)", 100),
     ):
         values = np.asarray(result["line"][key], dtype=np.float64) * scale
+        low, high, mean = charts.spread(values)  # a diverged seed's line is NaN where it is not finite
         spec = charts.figure(
             title, x_label="α in W₀ + α (W_T − W₀)", y_axis_type="log" if key == "test_loss" else "auto"
         )
         layer(
             spec,
             "varea",
-            {"x": alphas, "y1": np.nanmin(values, axis=0), "y2": np.nanmax(values, axis=0)},
+            {"x": alphas, "y1": low, "y2": high},
             {"x": "x", "y1": "y1", "y2": "y2"},
             {"fill_color": TRAINED, "fill_alpha": 0.2},
             legend="range over seeds",
         )
-        charts.lines(spec, [("mean over seeds", alphas, np.nanmean(values, axis=0), TRAINED)], marker=True)
+        charts.lines(spec, [("mean over seeds", alphas, mean, TRAINED)], marker=True)
         for alpha in (0.0, 1.0):
             charts.add_cursor(spec, alpha, name="")
         specs.append(spec)

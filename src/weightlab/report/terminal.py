@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from weightlab.config import hidden_text
 from weightlab.data.sources import SOURCE_LABELS
 
 # Piped into a file or a log, output is never wrapped: rich would assume 80 columns (or $COLUMNS)
@@ -282,7 +283,7 @@ def print_proof(result: dict, path) -> None:
     console.print(table)
     line = result["line"]
     points = "  ".join(
-        f"α={alpha:g}: {loss:.3f}"
+        f"α={alpha:g}: {'—' if loss is None else f'{loss:.3f}'}"  # None: not finite (a diverged run's)
         for alpha, loss in zip(line["alphas"], line["test_loss_mean"])
         if round(alpha * 4) == alpha * 4
     )
@@ -319,7 +320,7 @@ def print_comparison(result: dict, path) -> None:
     for variant in result["variants"]:
         first = next(iter(variant["layers"].values()))
         table.add_row(
-            str(variant["value"]),
+            hidden_text(variant["value"]),
             f"{variant['parameters']:,}",
             _mean_ci(variant["test_accuracy_after"], True),
             _mean_ci(variant["test_loss_after"], False),
