@@ -16,14 +16,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-from bench import measure  # benchmarks/ is the script's path
-from tables import HERE, PYTHON, WEIGHTLAB, markdown, publish, when_and_where
+from bench import measure, median  # benchmarks/ is the script's path
+from tables import HERE, PYTHON, WEIGHTLAB, alternated, markdown, publish, when_and_where
 
 KERAS_JAX = {"KERAS_BACKEND": "jax"}
 CNN_EPOCHS = 3  # the steady step is the fastest epoch after the first, which compiles: two to choose from
@@ -58,11 +57,6 @@ def accelerator() -> str:
     """The device JAX computes on, as JAX names it (e.g. 'NVIDIA H100 80GB HBM3'), and JAX's version."""
     code = "import jax; d = jax.devices()[0]; print(f'{d.device_kind} ({d.platform}), JAX {jax.__version__}')"
     return subprocess.run([PYTHON, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
-
-
-def median(records: list[dict], key: str) -> float | None:
-    values = [r[key] for r in records if r.get(key) is not None]
-    return statistics.median(values) if values else None
 
 
 def table(results: dict[str, list[dict]], workloads: dict[str, str], repeats: int, device: str, where: str) -> str:
@@ -131,10 +125,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.table_from:
         measured, complete = table_of_log(args.table_from)
-        if complete:
-            publish("accelerator", measured)
-        else:  # a partial table is shown, not published
-            print(measured)
+        publish("accelerator", measured, partial=not complete)
         return
     workloads_asked = args.only.split(",") if args.only else None
     runs = contenders("")
@@ -151,25 +142,23 @@ def main() -> None:
         runs = contenders(out)
         if workloads_asked:
             runs = {name: run for name, run in runs.items() if run[0] in workloads_asked}
-        results: dict[str, list[dict]] = {name: [] for name in runs}
-        for repeat in range(args.repeats):
-            for name, (_, command, env) in runs.items():  # alternating, so drift hits every contender alike
-                print(f"repeat {repeat + 1}/{args.repeats}: {name}", file=sys.stderr, flush=True)
-                try:
-                    record = measure(command, env, out)
-                except SystemExit as failure:  # one contender failing leaves the others' measurements
-                    print(failure, file=sys.stderr, flush=True)
-                    continue
-                results[name].append(record)
-                if args.log:
-                    with args.log.open("a") as log:
-                        log.write(json.dumps({"name": name, "repeat": repeat, **record}) + "\n")
+
+        def measure_one(name: str) -> dict | None:
+            _, command, env = runs[name]
+            try:
+                record = measure(command, env, out)
+            except SystemExit as failure:  # one contender failing leaves the others' measurements
+                print(failure, file=sys.stderr, flush=True)
+                return None
+            if args.log:
+                with args.log.open("a") as log:
+                    log.write(json.dumps({"name": name, **record}) + "\n")
+            return record
+
+        results = alternated(runs, args.repeats, measure_one)
     workloads = {name: run[0] for name, run in runs.items()}
     measured = table(results, workloads, args.repeats, device, when_and_where())
-    if args.only:  # a partial table is shown, not published
-        print(measured)
-    else:
-        publish("accelerator", measured)
+    publish("accelerator", measured, partial=bool(args.only))
 
 
 if __name__ == "__main__":

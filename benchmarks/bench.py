@@ -16,11 +16,18 @@ from __future__ import annotations
 import argparse
 import math
 import statistics
-import sys
 import tempfile
 from pathlib import Path
 
-from tables import HERE, PYTHON, WEIGHTLAB, markdown, measure_process, publish  # benchmarks/ is the script's path
+from tables import (  # benchmarks/ is the script's path
+    HERE,
+    PYTHON,
+    WEIGHTLAB,
+    alternated,
+    markdown,
+    measure_process,
+    publish,
+)
 
 TF_SCRIPT = "tutorial script, Keras/TensorFlow"
 TRACKED = "`weightlab run` (replay, report, norms every 10th step: the default)"
@@ -105,11 +112,7 @@ def main() -> None:
         if args.only:
             words = args.only.split(",")
             runs = {name: run for name, run in runs.items() if name == TF_SCRIPT or any(w in name for w in words)}
-        results: dict[str, list[dict]] = {name: [] for name in runs}
-        for repeat in range(args.repeats):
-            for name, (command, env) in runs.items():  # alternating, so drift hits every contender alike
-                print(f"repeat {repeat + 1}/{args.repeats}: {name}", file=sys.stderr, flush=True)
-                results[name].append(measure(command, env, out))
+        results = alternated(runs, args.repeats, lambda name: measure(*runs[name], out))
 
     baseline = median(results[TF_SCRIPT], "seconds")
     rows = []
@@ -156,10 +159,7 @@ def main() -> None:
         rows,
         notes,
     )
-    if args.only:  # a partial table is shown, not published
-        print(table)
-    else:
-        publish("bench", table)
+    publish("bench", table, partial=bool(args.only))
 
 
 if __name__ == "__main__":

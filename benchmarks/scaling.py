@@ -12,14 +12,21 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
-from tables import HERE, PYTHON, WEIGHTLAB, markdown, measure_process, publish  # benchmarks/ is the script's path
+from tables import (  # benchmarks/ is the script's path
+    HERE,
+    PYTHON,
+    WEIGHTLAB,
+    alternated,
+    markdown,
+    measure_process,
+    publish,
+)
 
 BATCH, INPUTS, CLASSES, STEPS_PER_EPOCH = 32, 784, 10, 1688
 WIDTHS = (16, 64, 256, 1024, 4096)
@@ -93,13 +100,9 @@ def gemm_rate(width: int = 4096, repeats: int = 200) -> tuple[float, str]:
     return max(numpy_rate, jax_rate), f"numpy {numpy_rate / 1e9:.0f}, XLA {jax_rate / 1e9:.0f} GFLOP/s"
 
 
-def alternated(values, repeats: int, measure_one) -> dict:
-    """{value: {key: median}}: every value measured once per repeat, in turn, so drift hits all alike."""
-    records: dict = {value: [] for value in values}
-    for repeat in range(repeats):
-        for value in values:
-            print(f"repeat {repeat + 1}/{repeats}: {value}", file=sys.stderr, flush=True)
-            records[value].append(measure_one(value))
+def medians(values, repeats: int, measure_one) -> dict:
+    """{value: {key: median}} of the values measured alternately (`tables.alternated`)."""
+    records = alternated(values, repeats, measure_one)
     return {value: {key: statistics.median(r[key] for r in rs) for key in rs[0]} for value, rs in records.items()}
 
 
@@ -141,7 +144,7 @@ def width_table(out: str, repeats: int) -> str:
         }
 
     rows = []
-    for width, m in alternated(WIDTHS, repeats, one).items():
+    for width, m in medians(WIDTHS, repeats, one).items():
         floor = gemm_flops(width) / rate
         adam = adam_update_seconds(int(m["parameters"]))
         rows.append(
@@ -195,7 +198,7 @@ def seeds_table(repeats: int) -> str:
             f"{seeds / m['seconds']:.2f}",
             f"{m['peak_bytes'] / 2**30:.2f} GiB",
         ]
-        for seeds, m in alternated(SEEDS, repeats, one).items()
+        for seeds, m in medians(SEEDS, repeats, one).items()
     ]
     return markdown(
         f"Runs per second against seeds trained together (`run_many` of N default runs, one process, median of {repeats})",
@@ -228,7 +231,7 @@ def snapshots_table(out: str, repeats: int) -> str:
             f"{m['file'] / 2**20:.1f} MiB",
             f"{m['peak_bytes'] / 2**30:.2f} GiB",
         ]
-        for snapshots, m in alternated(SNAPSHOTS, repeats, one).items()
+        for snapshots, m in medians(SNAPSHOTS, repeats, one).items()
     ]
     return markdown(
         f"Time and peak memory against snapshots kept (`weightlab run --snapshots N`, whole process, median of {repeats})",
@@ -267,7 +270,7 @@ def cnn_table(out: str, repeats: int, epochs: int = 2) -> str:
             f"{m['accuracy']:.4f}",
             f"{m['peak_bytes'] / 2**30:.2f} GiB",
         ]
-        for which, m in alternated(names, repeats, one).items()
+        for which, m in medians(names, repeats, one).items()
     ]
     return markdown(
         f"The convnet (`--model cnn`, {epochs} epochs) against plain `model.fit` of the same network, median of {repeats}",

@@ -69,8 +69,22 @@ def markdown(title: str, columns: list[str], rows: list[list[str]], notes: list[
     return "\n".join(lines) + "\n"
 
 
-def publish(name: str, text: str) -> None:
-    """Print a table and keep it as results/<name>.md, for the README to quote."""
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / f"{name}.md").write_text(text)
+def alternated(names, repeats: int, measure_one) -> dict:
+    """{name: [its measurements]}: each of ``names`` measured once per repeat, in turn, so drift hits all alike.
+    A measurement that comes back None (a contender that failed) is left out."""
+    records: dict = {name: [] for name in names}
+    for repeat in range(repeats):
+        for name in names:
+            print(f"repeat {repeat + 1}/{repeats}: {name}", file=sys.stderr, flush=True)
+            record = measure_one(name)
+            if record is not None:
+                records[name].append(record)
+    return records
+
+
+def publish(name: str, text: str, partial: bool = False) -> None:
+    """Print a table and keep it as results/<name>.md, for the README to quote; a ``partial`` one is only printed."""
+    if not partial:
+        RESULTS.mkdir(exist_ok=True)
+        (RESULTS / f"{name}.md").write_text(text)
     print(text, flush=True)
