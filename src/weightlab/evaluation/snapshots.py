@@ -114,7 +114,7 @@ def compile_ahead(model, count: int, x: np.ndarray, y: np.ndarray, panel_x: np.n
 def _inputs(x, y, panel_x) -> tuple:
     """(x, y, panel inputs): the evaluation's arrays after the snapshots' and the state. ``x`` may be on the
     device already (a run's finish puts its test set there once for all its evaluations) and stays there."""
-    return x, np.asarray(y).astype(np.int32), panel_x
+    return x, np.asarray(y).astype(np.int32, copy=False), panel_x  # labels already int32 are not copied per block
 
 
 def _stack_shapes(model, size: int, dtype) -> list:

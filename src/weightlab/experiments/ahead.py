@@ -217,9 +217,8 @@ class EarlyScores:
     def of(self, run: int) -> list[dict]:
         """Run ``run``'s scores (`score_block`'s) of its first snapshots, block by block: closes, and waits for the
         block under way."""
+        self.close()
         with self._changed:
-            self._closed = True
-            self._changed.notify_all()
             while self._busy:
                 self._changed.wait()
             return list(self._scored[run])

@@ -46,7 +46,7 @@ def finish(
 
     fit_samples = config.fit_samples(len(dataset.x_train))
     if x_test is None:
-        x_test = to_inputs(dataset.inputs("test"), models.input_shape(model))
+        x_test, x_test_device = test_inputs(dataset, model)
     if x_test_device is None:
         x_test_device = on_device(x_test)
     if x_train is None:
