@@ -2,6 +2,7 @@
 
 import csv
 import json
+import os
 import subprocess
 import sys
 
@@ -164,6 +165,27 @@ def test_bad_input_is_one_line_and_exit_2(argv, says, tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 2
     assert says in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert not (tmp_path / "o").exists() or not any((tmp_path / "o").iterdir())
+
+
+@pytest.mark.parametrize("platforms", ["bogus", "cuda"])
+def test_devices_that_cannot_start_are_one_line_and_exit_2(platforms, tmp_path):
+    """A JAX_PLATFORMS naming a device this machine lacks (a missing plugin: JAX asserts) is the user's to fix."""
+    env = dict(os.environ, JAX_PLATFORMS=platforms, WEIGHTLAB_HOME=str(tmp_path / "home"))
+    argv = [
+        sys.executable,
+        "-c",
+        "import sys; from weightlab.cli import entry; entry()",
+        "run",
+        "--dataset",
+        "synthetic",
+    ]
+    done = subprocess.run(
+        argv + ["--epochs", "1", "--out", str(tmp_path / "o")], env=env, capture_output=True, text=True
+    )
+    lines = [line for line in done.stderr.splitlines() if line.startswith("weightlab: error: ")]
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    assert len(lines) == 1 and f"JAX_PLATFORMS='{platforms}'" in lines[0] and "unset JAX_PLATFORMS" in lines[0]
     assert not (tmp_path / "o").exists() or not any((tmp_path / "o").iterdir())
 
 

@@ -41,8 +41,12 @@ def keras_for(backend: str | None):
     with collector_paused() if "keras" not in sys.modules else contextlib.nullcontext():
         if backend == "jax":  # also where the user imported keras first (a notebook, `WeightTracker`)
             _persistent_compilation_cache()
+            if "keras" not in sys.modules:
+                _start_devices_beside()
         import keras
 
+    if backend == "jax":
+        _devices_or_error()
     return keras
 
 
@@ -63,6 +67,43 @@ def collector_paused():
         gc.freeze()
         if enabled:
             gc.enable()
+
+
+def _start_devices_beside() -> None:
+    """Start JAX's devices in a thread of their own, while Keras imports in this one.
+
+    Neither needs the other, and the client starts in C++ with the interpreter released: on an
+    H200 the devices were ready 0.4 s sooner (2.5 against 2.9 s after the start, four pairs) and
+    a whole run 0.3 s sooner; on the CPU the client takes 0.03 s and nothing changes. The thread
+    is not a daemon, so a process never exits in the middle of it; whoever asks for a device
+    next waits for it under JAX's own lock. A device that fails to start fails there again, in
+    the caller's thread, where its error is reported; here it is not.
+    """
+    import threading
+
+    import jax
+
+    def start() -> None:
+        with contextlib.suppress(Exception):
+            jax.devices()
+
+    threading.Thread(target=start, name="weightlab-devices").start()
+
+
+def _devices_or_error() -> None:
+    """JAX's devices, started; or, where they cannot start (a ``JAX_PLATFORMS`` naming a device
+    this machine lacks, a missing plugin), a `ConfigError` that says how to run on what it has."""
+    import jax
+
+    try:
+        jax.devices()
+    except Exception as error:  # a RuntimeError, or an AssertionError for a CUDA plugin that is missing
+        why = (str(error).splitlines() or [type(error).__name__])[0].split(" (set JAX_PLATFORMS")[0]
+        platforms = os.environ.get("JAX_PLATFORMS", "")
+        raise ConfigError(
+            f"JAX could not start its devices (JAX_PLATFORMS={platforms!r}): {why}; "
+            "unset JAX_PLATFORMS (or set it to cpu) to run on what this machine has"
+        ) from error
 
 
 def _persistent_compilation_cache() -> None:
