@@ -16,7 +16,7 @@ import numpy as np
 
 from weightlab.programs import PROGRAMS, architecture_key
 from weightlab.train.fused_chunks import first_run, loop_segments, on_host, run_at, to_device
-from weightlab.train.tracker import sum_of_squares
+from weightlab.train.norms import step_norms
 
 
 def why_not(model) -> str | None:
@@ -108,18 +108,6 @@ class _Program:
 
         grad_fn = jax.value_and_grad(loss_and_outputs, has_aux=True)
 
-        def step_norms_of(new, initial, old):
-            """(3, V): per variable ‖W_t − W_0‖, ‖W_t − W_{t−1}‖, ‖W_t‖ (`sum_of_squares` says how they are summed)."""
-            return jnp.sqrt(
-                jnp.stack(
-                    [
-                        jnp.stack([sum_of_squares(n - i), sum_of_squares(n - o), sum_of_squares(n)])
-                        for n, i, o in zip(new, initial, old)
-                    ],
-                    axis=1,
-                )
-            )
-
         norms_shape = (3, bounds[-1])  # a step's norms: three per variable of every branch
 
         @jax.jit
@@ -148,7 +136,7 @@ class _Program:
                 step, carry, indices, masks, x_all, y_all
             )
             if step_stats:
-                norms_out = norms_out.at[norm_row].set(step_norms_of(state[0], initial, before))
+                norms_out = norms_out.at[norm_row].set(step_norms(state[0], initial, before)[0])
             slot = slots[step]
             buffers = jax.lax.cond(
                 slot >= 0,

@@ -23,6 +23,7 @@ import keras
 import numpy as np
 
 from weightlab.backend import compile_function
+from weightlab.train.norms import step_norms
 from weightlab.train.schedule import measured, snapshot_schedule
 from weightlab.train.snapshots import MemorySnapshots, Snapshots
 
@@ -62,31 +63,6 @@ def variable_names(model, variables=None) -> list[str]:
         variable.path.removeprefix(prefix)
         for variable in (model.trainable_variables if variables is None else variables)
     ]
-
-
-def sum_of_squares(values):
-    """Σ values², reduced over the leading axes first, then over the last.
-
-    On JAX, XLA fuses the squares (and a difference inside ``values``) into that first
-    reduction, which runs down the columns with one vector accumulator per column, so no
-    temporary array is written; a whole-array sum instead went to a library kernel that cannot
-    fuse them (at hidden width 4,096, the norms of a step wrote and read 39 MB: ≈3 ms against
-    ≈1.3; at width 64, 48 against 27 µs; measured).
-    """
-    ops = keras.ops
-    columns = ops.reshape(values, (-1, values.shape[-1]) if len(values.shape) else (1, 1))
-    return ops.sum(ops.sum(ops.square(columns), axis=0))
-
-
-def _step_norms(current, initial, previous):
-    """Per variable: ‖W_t − W_0‖, ‖W_t − W_{t−1}‖, ‖W_t‖ as one (3, V) tensor, and a copy of W_t."""
-    ops = keras.ops
-    rows = [
-        ops.stack([ops.sqrt(sum_of_squares(c - i)) for c, i in zip(current, initial)]),
-        ops.stack([ops.sqrt(sum_of_squares(c - p)) for c, p in zip(current, previous)]),
-        ops.stack([ops.sqrt(sum_of_squares(c)) for c in current]),
-    ]
-    return ops.stack(rows), [ops.copy(c) for c in current]
 
 
 class WeightTracker(keras.callbacks.Callback):
@@ -137,7 +113,7 @@ class WeightTracker(keras.callbacks.Callback):
         self._schedule: set[int] = set()
         self.batch_size = batch_size
         self.samples = samples
-        self._norms = compile_function(keras, _step_norms)
+        self._norms = compile_function(keras, step_norms)
         self._reset()
 
     def _reset(self) -> None:
