@@ -122,3 +122,13 @@ def test_save_turns_a_users_own_fit_on_flat_data_into_a_run_that_reports(tmp_pat
     assert (run.path / "report.html").stat().st_size > 10_000
     with pytest.raises(weightlab.RunDirError):  # never over an existing directory
         tracker.save(tmp_path / "mine", model, test_data=(x[:40], y[:40]))
+
+
+@pytest.mark.parametrize("shape", [(), (0,), (3, 0), (0, 3), (7,), (5, 9), (3, 3, 2, 4)])
+def test_sum_of_squares_is_every_element_squared_once(shape):
+    """Column-first summing covers every element exactly once, whatever the rank, including none."""
+    from weightlab.train.norms import sum_of_squares
+
+    values = np.asarray(np.random.default_rng(len(shape)).normal(size=shape), dtype=np.float32)
+    expected = float(np.sum(values.astype(np.float64) ** 2))
+    assert float(keras.ops.convert_to_numpy(sum_of_squares(values))) == pytest.approx(expected, rel=1e-6, abs=0)

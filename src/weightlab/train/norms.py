@@ -19,7 +19,8 @@ def sum_of_squares(values):
     ≈1.3; at width 64, 48 against 27 µs; measured).
     """
     ops = keras.ops
-    columns = ops.reshape(values, (-1, values.shape[-1]) if len(values.shape) else (1, 1))
+    last = values.shape[-1] if len(values.shape) and values.shape[-1] else 1  # a scalar, or no elements at all
+    columns = ops.reshape(values, (-1, last))
     return ops.sum(ops.sum(ops.square(columns), axis=0))
 
 
