@@ -124,11 +124,16 @@ def test_save_turns_a_users_own_fit_on_flat_data_into_a_run_that_reports(tmp_pat
         tracker.save(tmp_path / "mine", model, test_data=(x[:40], y[:40]))
 
 
-@pytest.mark.parametrize("shape", [(), (0,), (3, 0), (0, 3), (7,), (5, 9), (3, 3, 2, 4)])
-def test_sum_of_squares_is_every_element_squared_once(shape):
-    """Column-first summing covers every element exactly once, whatever the rank, including none."""
-    from weightlab.train.norms import sum_of_squares
+@pytest.mark.parametrize("shape", [(), (0,), (3, 0), (0, 3), (7,), (5, 9), (3, 3, 2, 4), (520, 512)])
+def test_variable_norms_match_numpy_for_every_rank_and_size(shape):
+    """Both arrangements (stacked below COLUMN_FIRST_ELEMENTS, column-first above) sum every element once."""
+    from weightlab.train.norms import COLUMN_FIRST_ELEMENTS, sum_of_squares, variable_norms
 
-    values = np.asarray(np.random.default_rng(len(shape)).normal(size=shape), dtype=np.float32)
-    expected = float(np.sum(values.astype(np.float64) ** 2))
-    assert float(keras.ops.convert_to_numpy(sum_of_squares(values))) == pytest.approx(expected, rel=1e-6, abs=0)
+    rng = np.random.default_rng(len(shape))
+    current, initial, previous = (np.asarray(rng.normal(size=shape), dtype=np.float32) for _ in range(3))
+    wide = [a.astype(np.float64) for a in (current - initial, current - previous, current)]
+    expected = np.sqrt([np.sum(a**2) for a in wide])
+    norms = keras.ops.convert_to_numpy(variable_norms(current, initial, previous))
+    np.testing.assert_allclose(norms, expected, rtol=1e-6)
+    np.testing.assert_allclose(float(keras.ops.convert_to_numpy(sum_of_squares(current))), expected[2] ** 2, rtol=1e-6)
+    assert (np.prod(shape) >= COLUMN_FIRST_ELEMENTS) == (shape == (520, 512))  # both arrangements are tested
