@@ -136,7 +136,7 @@ def test_a_model_with_dropout_and_batchnorm_trains_on_keras_fit_and_says_why(tmp
         ["run", "--dataset", "synthetic", "--epochs", "1", "--model", str(path), "--out", str(tmp_path / "runs")]
     )
     out = capsys.readouterr().out
-    assert code == 0 and "Trained on keras.fit" in out and "non-trainable state" in out
+    assert code == 0 and "Trained on keras.fit" in out and "non-trainable variables" in out
     (run_dir,) = (tmp_path / "runs").iterdir()
     s = weightlab.read_run(run_dir).summary
     assert s["training_path"] == "keras.fit" and "norm" in s["training_path_reason"]

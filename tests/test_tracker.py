@@ -137,3 +137,14 @@ def test_variable_norms_match_numpy_for_every_rank_and_size(shape):
     np.testing.assert_allclose(norms, expected, rtol=1e-6)
     np.testing.assert_allclose(float(keras.ops.convert_to_numpy(sum_of_squares(current))), expected[2] ** 2, rtol=1e-6)
     assert (np.prod(shape) >= COLUMN_FIRST_ELEMENTS) == (shape == (520, 512))  # both arrangements are tested
+
+
+def test_variable_norms_of_half_precision_weights_are_summed_in_float32():
+    """float16 squares of 1e-4 underflow to 0 (and of 300 overflow): the norms are taken in float32."""
+    from weightlab.train.norms import variable_norms
+
+    current = np.full((6, 4), 3e-4, np.float16)
+    initial, previous = np.zeros_like(current), np.full_like(current, 300.0)
+    norms = keras.ops.convert_to_numpy(variable_norms(current, initial, previous))
+    wide = [a.astype(np.float64) for a in (current - initial, current - previous, current)]
+    np.testing.assert_allclose(norms, [np.sqrt(np.sum(a**2)) for a in wide], rtol=1e-3)

@@ -46,7 +46,7 @@ def keras_for(backend: str | None):
         import keras
 
     if backend == "jax":
-        _devices_or_error()
+        devices_or_error()
     return keras
 
 
@@ -74,10 +74,12 @@ def _start_devices_beside() -> None:
 
     Neither needs the other, and the client starts in C++ with the interpreter released: on an
     H200 the devices were ready 0.4 s sooner (2.5 against 2.9 s after the start, four pairs) and
-    a whole run 0.3 s sooner; on the CPU the client takes 0.03 s and nothing changes. The thread
-    is not a daemon, so a process never exits in the middle of it; whoever asks for a device
-    next waits for it under JAX's own lock. A device that fails to start fails there again, in
-    the caller's thread, where its error is reported; here it is not.
+    a whole run 0.3 s sooner; on the CPU the client takes 0.03 s and nothing changes. Whoever
+    asks for a device next waits for it under JAX's own lock. The thread is not a daemon, so the
+    interpreter never tears JAX down under it: a library caller interrupted during the import
+    waits for the client to finish starting (the `weightlab` command ends with ``os._exit`` and
+    does not). A device that fails to start fails again in the caller's thread, where its
+    error is reported (`devices_or_error`); here it is not.
     """
     import threading
 
@@ -90,19 +92,20 @@ def _start_devices_beside() -> None:
     threading.Thread(target=start, name="weightlab-devices").start()
 
 
-def _devices_or_error() -> None:
-    """JAX's devices, started; or, where they cannot start (a ``JAX_PLATFORMS`` naming a device
-    this machine lacks, a missing plugin), a `ConfigError` that says how to run on what it has."""
+def devices_or_error() -> None:
+    """JAX's devices, started; or, where they cannot start (a platform this machine lacks, a plugin
+    missing or broken), a `ConfigError` that names the platforms asked for and what to do."""
     import jax
 
     try:
         jax.devices()
     except Exception as error:  # a RuntimeError, or an AssertionError for a CUDA plugin that is missing
-        why = (str(error).splitlines() or [type(error).__name__])[0].split(" (set JAX_PLATFORMS")[0]
-        platforms = os.environ.get("JAX_PLATFORMS", "")
+        platforms = jax.config.jax_platforms or os.environ.get("JAX_PLATFORMS", "")
+        why = (str(error).splitlines() or [""])[0].split(" (set JAX_PLATFORMS")[0].rstrip(". ")
+        why = why or f"no backend for {platforms!r} could be loaded (is JAX's plugin for it installed?)"
         raise ConfigError(
-            f"JAX could not start its devices (JAX_PLATFORMS={platforms!r}): {why}; "
-            "unset JAX_PLATFORMS (or set it to cpu) to run on what this machine has"
+            f"JAX could not start its devices (platforms {platforms!r}): {why}; check the device and JAX's plugin "
+            "for it, or set JAX_PLATFORMS=cpu to run on the CPU"
         ) from error
 
 

@@ -122,6 +122,17 @@ def _dense_first(model, x: np.ndarray):
     return layers[0], [(layer, len(layer.trainable_variables)) for layer in layers[1:]]
 
 
+def _inference(layer) -> dict:
+    """The keywords that call ``layer`` for inference: ``training=False`` where its ``call`` takes it.
+
+    A model passes ``training`` on only to the layers that take it; called one by one, as here,
+    a layer without it (Softmax, Activation, LayerNormalization) would refuse the keyword.
+    """
+    import inspect
+
+    return {"training": False} if "training" in inspect.signature(layer.call).parameters else {}
+
+
 def _loss(model):
     """``loss(y, outputs)`` -> the mean of the model's own compiled loss (`keras_fit.example_losses`)."""
     import keras
@@ -179,7 +190,7 @@ def _build_dense_first(model, x):
                         second[offset : offset + count],
                     )
                 ]
-                hidden, _ = deeper.stateless_call(weights, [], hidden, training=False)
+                hidden, _ = deeper.stateless_call(weights, [], hidden, **_inference(deeper))
                 offset += count
             return loss(y, hidden)
 

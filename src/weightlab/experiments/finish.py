@@ -42,7 +42,7 @@ def finish(
     from weightlab.evaluation.landscape import landscape
     from weightlab.evaluation.outputs import on_device
     from weightlab.experiments.run import training_labels  # (run imports this module)
-    from weightlab.train.keras_fit import evaluate, predict, scores, set_trainable, to_inputs
+    from weightlab.train.keras_fit import as_probabilities, evaluate, predict, scores, set_trainable, to_inputs
 
     fit_samples = config.fit_samples(len(dataset.x_train))
     if x_test is None:
@@ -105,7 +105,7 @@ def finish(
     writer.write_json("config.json", config_record(keras, config, dataset))
     writer.write_history(fitted.history, fitted.epoch_seconds)
     writer.write_steps(tracked)
-    writer.write_predictions(dataset.y_test, probabilities)
+    writer.write_predictions(dataset.y_test, as_probabilities(model, probabilities))
     # The path on the loss surface: read from the snapshots before their file is finished and closed.
     # (Its losses are training losses: a run saved from a tracker without its training data has none.)
     if fit_samples and with_landscape:
@@ -146,6 +146,7 @@ def evaluated_snapshots(
     """
     from weightlab.analysis.panel import panel_indices
     from weightlab.evaluation.snapshots import evaluate_snapshots, joined
+    from weightlab.train.keras_fit import as_probabilities
 
     panel = panel_indices(y_test)
     on_device = x_test if x_test_device is None else x_test_device
@@ -160,7 +161,7 @@ def evaluated_snapshots(
         "panel/indices": panel,
         "panel/labels": np.asarray(y_test)[panel].astype(np.int64),
         "panel/inputs": np.asarray(x_test[panel], dtype=np.float32),
-        "panel/probabilities": scores["panel_probabilities"],
+        "panel/probabilities": as_probabilities(model, scores["panel_probabilities"]).astype(np.float32),
     }
 
 

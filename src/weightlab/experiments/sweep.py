@@ -106,6 +106,10 @@ def sweep(
             )
     cells = cells_of(base, grid, seeds)
 
+    if executor == "local" and base.backend == "jax":  # every cell would fail alike: say so once, before any is written
+        from weightlab.backend import devices_or_error
+
+        devices_or_error()
     directory = Path(out) / (name or sweep_name(base, grid, seeds))
     runs_dir = directory / "runs"
     if Path(out).exists() and not Path(out).is_dir():

@@ -8,6 +8,7 @@ loaded in Keras's safe mode with its own weights as W₀.
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 
 from weightlab.config import EXTERNAL, RunConfig, hidden_text, is_keras_file
@@ -98,11 +99,13 @@ def input_shape(model) -> tuple[int, ...]:
 def compile_settings(model) -> dict:
     """The optimizer and loss ``model`` was compiled with, as JSON-ready values."""
     optimizer = model.optimizer
-    rate = optimizer.learning_rate
-    try:
+    rate = optimizer.get_config()["learning_rate"]  # a number, or a schedule's serialised form
+    if isinstance(rate, dict):
+        rate = (
+            f"{rate.get('class_name', 'schedule')}({json.dumps(rate.get('config', {}), sort_keys=True, default=str)})"
+        )
+    else:
         rate = float(rate)
-    except TypeError:  # a schedule
-        rate = str(rate)
     loss = model.loss
     return {
         "optimizer": type(optimizer).__name__,
@@ -126,6 +129,8 @@ def first_dense_kernel(model) -> tuple[str | None, str | None]:
         if kind in _PASS_THROUGH:
             continue
         if kind == "Dense" and layer.kernel.shape[0] == features:
+            if not layer.trainable:  # its kernel is not recorded: no weight of it moves, for any input
+                return None, f"the first layer, {layer.name}, is frozen (trainable=False): none of its weights move"
             return variable_names(model, [layer.kernel])[0], None
         if kind in ("Conv1D", "Conv2D", "Conv3D", "DepthwiseConv2D", "SeparableConv2D"):
             return None, (

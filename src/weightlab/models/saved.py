@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import os
+import warnings
 
 from weightlab.config import RunConfig
 from weightlab.errors import ConfigError
@@ -22,13 +23,20 @@ def load(config: RunConfig, shape, keras):
     if not os.path.isfile(path):
         raise ConfigError(f"--model {path}: no such file; pass a model saved with model.save('….keras')")
     try:
-        model = keras.saving.load_model(path, safe_mode=True, compile=True)
+        with warnings.catch_warnings():  # the optimizer's saved state is not wanted: it restarts at step 0
+            warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
+            model = keras.saving.load_model(path, safe_mode=True, compile=True)
     except Exception as error:  # Keras raises ValueError, TypeError, OSError… for a file it cannot or will not load
         reason = " ".join(str(error).split())[:200]
         if "safe_mode" in reason or "Lambda" in reason:
             raise ConfigError(
                 f"--model {path} holds code that would run when it is loaded (e.g. a Lambda layer), so safe mode refused it; "
                 "rebuild the model from built-in layers and save it again"
+            ) from error
+        if "Could not locate" in reason or "custom" in reason:
+            raise ConfigError(
+                f"--model {path} uses a custom object weightlab cannot import ({reason[:120]}); rebuild it from "
+                "built-in layers and losses, or train it in your own script with weightlab.WeightTracker"
             ) from error
         raise ConfigError(
             f"--model {path} cannot be loaded as a Keras model ({reason}); save it with model.save('….keras')"
@@ -39,9 +47,62 @@ def load(config: RunConfig, shape, keras):
     if getattr(model, "optimizer", None) is None or getattr(model, "loss", None) is None:
         compile_as_tutorial(model, config, keras)
     else:  # the file's settings, with a fresh state: a saved optimizer may have stepped before
+        _check_compiled(model, config, path)
         own = model.optimizer
         model.compile(optimizer=type(own).from_config(own.get_config()), loss=model.loss, metrics=["accuracy"])
+    _check_loss_takes_labels(model, shape, path)
     return model
+
+
+def _check_loss_takes_labels(model, shape, path: str) -> None:
+    """Raise ConfigError unless the model's loss scores integer class labels against its outputs.
+
+    Tried on two examples of zeros before anything trains: a loss that wants one-hot labels
+    (categorical cross-entropy) or targets of the outputs' shape (mean squared error) would
+    otherwise fail on the first batch, deep inside the training loop.
+    """
+    import numpy as np
+
+    from weightlab.models import input_shape
+    from weightlab.train.keras_fit import example_losses
+
+    labels = np.arange(2, dtype=np.int32) % shape.classes
+    try:
+        outputs = model(np.zeros((2, *input_shape(model)), np.float32), training=False)
+        example_losses(model)(labels, outputs)
+    except Exception as error:  # Keras raises ValueError or a backend's own error for shapes that do not fit
+        reason = " ".join(str(error).split())[:160]
+        raise ConfigError(
+            f"--model {path}: its loss cannot score class labels (integers from 0) against its outputs ({reason}); "
+            "compile it with sparse_categorical_crossentropy, which takes them"
+        ) from error
+
+
+def _check_compiled(model, config: RunConfig, path: str) -> None:
+    """Raise ConfigError for compiled settings weightlab would not honour, or flags the file's settings would override.
+
+    Exponential moving averages (``use_ema``) swap other weights in at the end of training than
+    those the snapshots follow; ``loss_weights`` would scale the loss that training minimises
+    but not the one weightlab reports. The file's optimizer is the one that trains it, so an
+    optimizer or learning rate given on the command line would be recorded but not used.
+    """
+    optimizer, settings = model.optimizer, model.get_compile_config() or {}
+    if optimizer.use_ema:
+        raise ConfigError(
+            f"--model {path} was compiled with an optimizer that keeps moving averages (use_ema=True), whose weights "
+            "replace the trained ones at the end; compile it with use_ema=False and save it again"
+        )
+    if settings.get("loss_weights") not in (None, 1, 1.0):
+        raise ConfigError(
+            f"--model {path} was compiled with loss_weights={settings['loss_weights']!r}; weightlab reports the model's "
+            "own loss, unweighted: compile it without loss_weights (or fold the weight into the learning rate)"
+        )
+    defaults = RunConfig()
+    if (config.optimizer, config.learning_rate) != (defaults.optimizer, defaults.learning_rate):
+        raise ConfigError(
+            f"--model {path} was saved compiled, so it trains with its own optimizer ({type(optimizer).__name__}); "
+            "--optimizer and --learning-rate do not apply to it: drop them, or save the model uncompiled"
+        )
 
 
 def _check_fits(model, shape, path: str) -> None:

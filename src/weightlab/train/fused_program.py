@@ -28,7 +28,10 @@ def why_not(model) -> str | None:
     """
     stateful = [layer.name for layer in model._flatten_layers(include_self=False) if layer.non_trainable_weights]
     if stateful:
-        return f"layer(s) {', '.join(stateful[:4])} hold non-trainable state (e.g. BatchNormalization statistics, a Dropout seed)"
+        return (
+            f"layer(s) {', '.join(stateful[:4])} hold non-trainable variables "
+            "(BatchNormalization statistics, a Dropout seed, a frozen layer's weights)"
+        )
     regularised = [
         layer.name
         for layer in model._flatten_layers(include_self=False)
@@ -41,6 +44,15 @@ def why_not(model) -> str | None:
         return f"layer(s) {', '.join(regularised[:4])} add regularisation losses"
     if isinstance(model.output_shape, list) or isinstance(model.loss, (list, dict)):
         return "the model has several outputs or losses"
+    mixed = [
+        layer.name
+        for layer in model._flatten_layers(include_self=True)
+        if layer.dtype_policy.compute_dtype != layer.dtype_policy.variable_dtype
+    ]
+    if mixed:  # model.fit scales such a model's loss (LossScaleOptimizer) and casts as the policy says
+        return f"layer(s) {', '.join(mixed[:4])} compute in another precision than their weights (a mixed-precision policy)"
+    if getattr(model.optimizer, "loss_scale_factor", None) is not None:
+        return "its optimizer scales the loss (loss_scale_factor), which model.fit applies before the gradient"
     loss = model.loss
     if getattr(loss, "reduction", "sum_over_batch_size") not in ("sum_over_batch_size", "mean"):
         return f"its loss reduces by {loss.reduction!r}, not the batch mean"

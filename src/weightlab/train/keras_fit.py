@@ -269,6 +269,25 @@ def predict(model, x: np.ndarray) -> np.ndarray:
     return np.asarray(model.predict(x, batch_size=1000, verbose=0))
 
 
+def takes_logits(model) -> bool:
+    """Whether the model's compiled loss reads its outputs as logits (``from_logits=True``), not probabilities."""
+    loss = model.loss
+    return isinstance(loss, keras.losses.Loss) and bool(loss.get_config().get("from_logits", False))
+
+
+def as_probabilities(model, outputs: np.ndarray) -> np.ndarray:
+    """The model's outputs as class probabilities: softmax of them where its loss takes logits, else as they are.
+
+    Only what is shown and stored as probabilities (predictions' confidence, the replay's panel)
+    goes through this; losses and accuracies are computed from the outputs themselves.
+    """
+    outputs = np.asarray(outputs)
+    if not takes_logits(model):
+        return outputs
+    shifted = np.exp(outputs - outputs.max(axis=-1, keepdims=True))
+    return shifted / shifted.sum(axis=-1, keepdims=True)
+
+
 def example_losses(model) -> Callable:
     """``loss(y, outputs)`` -> one loss per example: the model's own compiled loss, unreduced.
 

@@ -30,9 +30,12 @@ def variable_norms(current, initial, previous):
     and summed in one reduction, which XLA hands to a library kernel: at hidden width 64
     +17 µs a step, against +32 column-first. A large one's are summed column-first, where the
     stacked differences would be written out and read back: at width 1,024 +115 µs against
-    +250, at 4,096 ≈1.2 ms against ≈3. They break even at width 256 (200,704 weights).
+    +250, at 4,096 ≈1.2 ms against ≈3. They break even at width 256 (200,704 weights), so the
+    threshold sits just above it: where the two cost the same, the stacked one stays.
     """
     ops = keras.ops
+    # in float32 whatever the variables hold: float16's squares underflow to 0 and overflow to inf
+    current, initial, previous = (ops.cast(values, "float32") for values in (current, initial, previous))
     differences = (current - initial, current - previous, current)
     if math.prod(current.shape) >= COLUMN_FIRST_ELEMENTS:
         return ops.sqrt(ops.stack([sum_of_squares(values) for values in differences]))

@@ -1,0 +1,107 @@
+"""Saved models that need care: layers called without ``training``, logits, frozen layers, settings refused or left to model.fit."""
+
+import numpy as np
+import pytest
+
+from weightlab.backend import keras_for
+
+keras = keras_for("jax")
+import weightlab  # noqa: E402
+from weightlab.cli import main  # noqa: E402
+from weightlab.models import compile_settings  # noqa: E402
+from weightlab.train.fused_program import why_not  # noqa: E402
+
+layers = keras.layers
+
+
+def saved(tmp_path, name, body, **compiled):
+    """A model of 784 inputs, ``body`` layers and a fixed seed, saved (compiled when settings are given) to ``name``.keras."""
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((784,)), *body])
+    if compiled:
+        model.compile(**compiled)
+    path = tmp_path / f"{name}.keras"
+    model.save(path)
+    return path
+
+
+def one_run(tmp_path, path, **overrides):
+    return weightlab.run(dataset="synthetic", model=str(path), epochs=1, out=tmp_path / "runs", **overrides)
+
+
+@pytest.mark.parametrize(
+    "name, body, loss",
+    [
+        ("softmax-layer", [layers.Dense(16, activation="relu"), layers.Dense(10), layers.Softmax()], None),
+        (
+            "layer-norm",
+            [layers.Dense(16), layers.LayerNormalization(), layers.Activation("relu"), layers.Dense(10)]
+            + [layers.Activation("softmax")],
+            None,
+        ),
+        (
+            "logits",
+            [layers.Dense(16, activation="relu"), layers.Dense(10)],
+            keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        ),
+    ],
+)
+def test_layers_without_training_and_logit_outputs_run_to_a_report(tmp_path, name, body, loss):
+    """Layers whose call takes no ``training`` (the landscape calls them one by one), and a model that outputs logits."""
+    compiled = {} if loss is None else {"optimizer": "adam", "loss": loss}
+    run = one_run(tmp_path, saved(tmp_path, name, body, **compiled))
+    assert run.summary["status"] == "complete" and (run.path / "report.html").is_file()
+    confidence = np.load(run.path / "predictions.npz")["confidence"]
+    assert confidence.min() >= 0.1 - 1e-6 and confidence.max() <= 1.0 + 1e-6  # the largest of 10 probabilities
+
+
+def test_a_frozen_first_layer_trains_the_rest_and_says_why_no_input_is_counted(tmp_path):
+    body = [layers.Dense(16, activation="relu", trainable=False, name="fixed"), layers.Dense(10, activation="softmax")]
+    run = one_run(tmp_path, saved(tmp_path, "frozen", body), report=False)
+    s = run.summary
+    assert s["status"] == "complete" and s["frozen_inputs"] is None and "frozen" in s["frozen_inputs_note"]
+    assert s["training_path"] == "keras.fit" and "frozen layer" in s["training_path_reason"]
+
+
+MLP = [layers.Dense(16, activation="relu"), layers.Dense(10, activation="softmax")]
+SCE = "sparse_categorical_crossentropy"
+
+
+@pytest.mark.parametrize(
+    "compiled, flags, says",
+    [
+        ({"optimizer": keras.optimizers.Adam(use_ema=True), "loss": SCE}, [], "use_ema"),
+        ({"optimizer": "sgd", "loss": SCE, "loss_weights": 3.0}, [], "loss_weights"),
+        ({"optimizer": "adam", "loss": "categorical_crossentropy"}, [], "cannot score class labels"),
+        ({"optimizer": "adam", "loss": "mse"}, [], "cannot score class labels"),
+        ({"optimizer": "adam", "loss": SCE}, ["--learning-rate", "0.1"], "do not apply"),
+    ],
+    ids=["ema", "loss-weights", "one-hot-loss", "mse", "flags-over-a-compiled-file"],
+)
+def test_settings_weightlab_would_not_honour_are_refused_in_one_line(tmp_path, capsys, compiled, flags, says):
+    path = saved(tmp_path, "model", MLP, **compiled)
+    out = tmp_path / "runs"
+    code = main(["run", "--dataset", "synthetic", "--epochs", "1", "--model", str(path), *flags, "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1 and says in err and "Traceback" not in err, err
+    assert not out.exists() or not any(out.iterdir())
+
+
+def test_mixed_precision_and_loss_scaling_are_left_to_model_fit_with_a_reason():
+    keras.utils.set_random_seed(0)
+    mixed = keras.Sequential([keras.Input((4,)), layers.Dense(3, activation="softmax", dtype="mixed_float16")])
+    mixed.compile(optimizer="adam", loss=SCE)
+    assert "mixed-precision" in why_not(mixed)
+    scaled = keras.Sequential([keras.Input((4,)), layers.Dense(3, activation="softmax")])
+    scaled.compile(optimizer=keras.optimizers.SGD(0.1, loss_scale_factor=128.0), loss=SCE)
+    assert "loss_scale_factor" in why_not(scaled)
+    scaled.compile(optimizer=keras.optimizers.SGD(0.1), loss=SCE)
+    assert why_not(scaled) is None
+
+
+def test_a_learning_rate_schedule_is_recorded_as_the_schedule():
+    model = keras.Sequential([keras.Input((4,)), layers.Dense(3, activation="softmax")])
+    schedule = keras.optimizers.schedules.ExponentialDecay(0.1, decay_steps=5, decay_rate=0.5)
+    model.compile(optimizer=keras.optimizers.SGD(schedule), loss=SCE)
+    rate = compile_settings(model)["learning_rate"]
+    assert isinstance(rate, str) and rate.startswith("ExponentialDecay(") and '"decay_steps": 5' in rate
