@@ -208,11 +208,17 @@ def test_branches_that_diverge_stop_where_they_would_alone(tmp_path):
         assert all(np.isfinite(w).all() for w in weights.values())
 
 
-@pytest.mark.parametrize("every", [1, 3])
-def test_step_norms_are_exact_where_taken_and_absent_between(small, every):
-    """The fused path's norms against numpy's, from the same training's weights kept at every step (--snapshot-every 1)."""
+@pytest.mark.parametrize("every, hidden", [(1, 8), (3, 8), (3, 335)])
+def test_step_norms_are_exact_where_taken_and_absent_between(small, every, hidden):
+    """The fused path's norms against numpy's, from the same training's weights kept at every step (--snapshot-every 1).
+
+    At width 335 the first kernel (784×335) is past `norms.COLUMN_FIRST_ELEMENTS`: summed column-first in the loop.
+    """
+    from weightlab.train.norms import COLUMN_FIRST_ELEMENTS
+
     x, y = small
-    base = RunConfig(dataset="synthetic", epochs=2, hidden=8, snapshots=6)
+    base = RunConfig(dataset="synthetic", epochs=2, hidden=hidden, snapshots=6)
+    assert (784 * hidden >= COLUMN_FIRST_ELEMENTS) == (hidden == 335)
     _, every_step = train(fused_jax, x, y, dataclasses.replace(base, snapshot_every=1))
     _, strided = train(fused_jax, x, y, dataclasses.replace(base, step_stats_every=every))
     weights = every_step.tracked
