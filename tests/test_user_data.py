@@ -135,6 +135,10 @@ def test_a_run_on_flat_vectors_and_on_colour_images(tmp_path):
     assert s["input_shape"] == [5] and s["image_shape"] is None and s["classes"] == 2
     assert s["frozen_inputs"]["never_active_pixels"] == [[4]] and s["frozen_inputs"]["never_active_rows_unchanged"]
     assert s["test_accuracy_after"] > 0.8 and (run.path / "report.html").is_file()
+    from weightlab.report.terminal import frozen_explanation
+
+    said = " ".join(frozen_explanation(s))
+    assert "1 of 5 features are 0 in every training example" in said and "pixel" not in said and "image" not in said
     record = json.loads((run.path / "config.json").read_text())
     assert record["dataset_sha256"] == user.file_sha256(tmp_path / "vectors.npz")
     colour = good_arrays((12, 12, 3), classes=4, train=128, test=32, dtype=np.uint8)

@@ -172,10 +172,12 @@ def frozen_explanation(summary: dict) -> list[str]:
         return ["[bold]Inputs that can never move their weights[/]", f"None to count: {summary['frozen_inputs_note']}."]
     name = summary["moved_sample"]["variable"]
     first = [0] * len(f["busiest_pixel"])
+    # images' pixels are lit; feature vectors' features are active
+    inputs, examples, lit = ("features", "examples", "active") if len(first) == 1 else ("pixels", "images", "lit")
     lines = ["[bold]What the tutorial's printout shows[/]"]
     if first in f["never_active_pixels"]:
         lines.append(
-            f"Its first sample, {name}[0][:5], holds weights of {_input_text(first)}, which is 0 in all {f['images']:,} training images: "
+            f"Its first sample, {name}[0][:5], holds weights of {_input_text(first)}, which is 0 in all {f['images']:,} training {examples}: "
             f"every gradient for its {f['units']} weights is exactly 0, so they stay bit-identical to their initial values."
         )
     else:
@@ -184,19 +186,19 @@ def frozen_explanation(summary: dict) -> list[str]:
         )
     share = f["weights_of_never_active_inputs"] / f["kernel_size"]
     lines.append(
-        f"{f['never_active_inputs']} of {f['inputs']} pixels are 0 in every training image: their "
+        f"{f['never_active_inputs']} of {f['inputs']} {inputs} are 0 in every training {examples[:-1]}: their "
         f"{f['weights_of_never_active_inputs']:,} weights ({share:.1%} of {name}) cannot move "
-        f"({'and none did' if f['never_active_rows_unchanged'] else 'yet some did: check the data'}); summary.json lists the pixels."
+        f"({'and none did' if f['never_active_rows_unchanged'] else 'yet some did: check the data'}); summary.json lists the {inputs}."
     )
     if f["unchanged_elsewhere"]:
         lines.append(
             f"In all {f['unchanged_weights'] / f['kernel_size']:.1%} of {name} is "
-            f"unchanged: {f['unchanged_elsewhere']:,} more weights sit on rare pixels "
-            f"(lit in a median of {f['median_activity_of_other_unchanged']:.0f} images) whose hidden units never fired when they were lit."
+            f"unchanged: {f['unchanged_elsewhere']:,} more weights sit on rare {inputs} "
+            f"({lit} in a median of {f['median_activity_of_other_unchanged']:.0f} {examples}) whose hidden units never fired when they were {lit}."
         )
     moved = summary["moved_sample"]
     lines.append(
-        f"Weights that did move: {_input_text(f['busiest_pixel'])}, lit in {f['busiest_pixel_activity']:,} images, "
+        f"Weights that did move: {_input_text(f['busiest_pixel'])}, {lit} in {f['busiest_pixel_activity']:,} {examples}, "
         f"{moved['variable']}[{moved['row']}][:5]"
     )
     lines.append(f"  before {sample_text(moved['before'])}")
