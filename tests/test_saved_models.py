@@ -105,3 +105,22 @@ def test_a_learning_rate_schedule_is_recorded_as_the_schedule():
     model.compile(optimizer=keras.optimizers.SGD(schedule), loss=SCE)
     rate = compile_settings(model)["learning_rate"]
     assert isinstance(rate, str) and rate.startswith("ExponentialDecay(") and '"decay_steps": 5' in rate
+
+
+def test_a_tracked_model_whose_loss_cannot_score_class_labels_is_refused_in_one_sentence(tmp_path):
+    """A one-output sigmoid classifier trained by the user's own model.fit: its loss wants (n, 1) targets."""
+    from weightlab import WeightTracker
+    from weightlab.errors import ConfigError
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(64, 6)).astype(np.float32)
+    y = (x[:, 0] > 0).astype(np.int64)
+    model = keras.Sequential(
+        [keras.Input((6,)), layers.Dense(4, activation="relu"), layers.Dense(1, activation="sigmoid")]
+    )
+    model.compile(optimizer="adam", loss="binary_crossentropy")
+    tracker = WeightTracker()
+    model.fit(x, y, epochs=1, callbacks=[tracker], verbose=0)
+    with pytest.raises(ConfigError, match="cannot score class labels"):
+        tracker.save(tmp_path / "run", model, test_data=(x, y))
+    assert not (tmp_path / "run").exists()

@@ -269,6 +269,28 @@ def predict(model, x: np.ndarray) -> np.ndarray:
     return np.asarray(model.predict(x, batch_size=1000, verbose=0))
 
 
+def loss_cannot_score_labels(model, classes: int) -> str | None:
+    """Why the model's loss cannot score integer class labels against its outputs, in words; None when it can.
+
+    Tried on two examples of zeros before anything trains (or is analysed): a loss that wants
+    one-hot labels (categorical cross-entropy), targets of the outputs' shape (mean squared
+    error), or one output for two classes (a sigmoid) would otherwise fail deep inside the run.
+    """
+    from weightlab.models import input_shape
+
+    labels = np.arange(2, dtype=np.int32) % max(classes, 1)
+    try:
+        outputs = model(np.zeros((2, *input_shape(model)), np.float32), training=False)
+        example_losses(model)(labels, outputs)
+    except Exception as error:  # Keras raises ValueError or a backend's own error for shapes that do not fit
+        reason = " ".join(str(error).split())[:160]
+        return (
+            f"its loss cannot score class labels (integers from 0) against its outputs ({reason}); "
+            "compile it with sparse_categorical_crossentropy and one output per class"
+        )
+    return None
+
+
 def takes_logits(model) -> bool:
     """Whether the model's compiled loss reads its outputs as logits (``from_logits=True``), not probabilities."""
     loss = model.loss
