@@ -124,3 +124,61 @@ def test_a_tracked_model_whose_loss_cannot_score_class_labels_is_refused_in_one_
     with pytest.raises(ConfigError, match="cannot score class labels"):
         tracker.save(tmp_path / "run", model, test_data=(x, y))
     assert not (tmp_path / "run").exists()
+
+
+def test_logits_under_a_loss_that_reads_probabilities_are_refused_before_training(tmp_path, capsys):
+    """Saved uncompiled, a logits model would be compiled as the tutorial's (probabilities) and train on nonsense."""
+    path = saved(tmp_path, "logits", [layers.Dense(16, activation="relu"), layers.Dense(10)])
+    out = tmp_path / "runs"
+    code = main(["run", "--dataset", "synthetic", "--epochs", "1", "--model", str(path), "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "not class probabilities" in err, err
+    assert not out.exists() or not any(out.iterdir())
+
+
+def test_a_run_resumes_only_with_the_model_file_it_started_with_and_counts_all_its_time(tmp_path):
+    from weightlab.errors import ConfigError
+
+    path = saved(tmp_path, "model", MLP, optimizer="adam", loss=SCE)
+
+    def stop(done, total, logs):
+        if logs is not None and logs["epoch"] == 1:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        weightlab.run(
+            dataset="synthetic", model=str(path), epochs=2, out=tmp_path / "runs", progress=stop, report=False
+        )
+    (hidden,) = (tmp_path / "runs").iterdir()
+    original = path.read_bytes()
+    saved(tmp_path, "model", MLP, optimizer="sgd", loss=SCE)  # the same layers, another optimizer: another file
+    with pytest.raises(ConfigError, match="changed since the run started"):
+        weightlab.run(resume=hidden, report=False)
+    path.write_bytes(original)
+    run = weightlab.run(resume=hidden, report=False)
+    s = run.summary
+    assert s["status"] == "complete" and s["train_seconds"] >= 0.99 * sum(run.history()["seconds"])  # both epochs
+
+
+def test_a_sweep_or_comparison_refuses_what_its_model_file_cannot_do_before_anything_trains(tmp_path):
+    from weightlab.errors import ConfigError
+    from weightlab.experiments.compare import compare
+    from weightlab.experiments.sweep import sweep
+
+    path = saved(tmp_path, "model", MLP, optimizer="adam", loss=SCE)
+    with pytest.raises(ConfigError, match="do not apply"):
+        sweep(
+            grid={"learning_rate": [0.001, 0.01]},
+            seeds=1,
+            out=tmp_path / "sweeps",
+            workers=1,
+            dataset="synthetic",
+            model=str(path),
+            epochs=1,
+        )
+    with pytest.raises(ConfigError, match="brings its own layers"):
+        compare(
+            axis="hidden", values=[8, 16], seeds=2, out=tmp_path / "comparisons", dataset="synthetic", model=str(path)
+        )
+    assert not (tmp_path / "sweeps").exists() or not any((tmp_path / "sweeps").iterdir())
+    assert not (tmp_path / "comparisons").exists() or not any((tmp_path / "comparisons").iterdir())

@@ -16,7 +16,7 @@ import typing
 from pathlib import Path
 
 from weightlab.analysis import aggregate
-from weightlab.config import MAX_SEEDS, RunConfig, hidden_text, parse_hidden, require_int
+from weightlab.config import MAX_SEEDS, RunConfig, hidden_text, is_keras_file, parse_hidden, require_int
 from weightlab.errors import ConfigError
 from weightlab.experiments.together import run_many
 from weightlab.store import FORMAT_VERSION, RunWriter, dumps
@@ -84,6 +84,11 @@ def compare(
     require_int("seeds", seeds, 1, "--seeds", maximum=MAX_SEEDS)
     base = dataclasses.replace(config or RunConfig(), **overrides).resolved()
     values = list(values or [16, 64])
+    if axis == "hidden" and is_keras_file(base.model):
+        raise ConfigError(
+            f"--model {base.model} brings its own layers, so every hidden width would train the same network; "
+            "compare two files with --compare model=A.keras,B.keras, or another field"
+        )
     variants = [dataclasses.replace(base, **{axis: value}) for value in values]  # validates every value now
     seed_list = [base.seed + i for i in range(seeds)]
 

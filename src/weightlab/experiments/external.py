@@ -39,9 +39,9 @@ def save(tracker, path, model, test_data, train_data=None, report: bool = True) 
         raise ConfigError(
             f"test_data must be (inputs, integer labels) of one length; got {x_test.shape} and {y_test.shape} {y_test.dtype}"
         )
-    from weightlab.train.keras_fit import loss_cannot_score_labels
+    from weightlab.train.keras_fit import cannot_score_labels
 
-    unscored = loss_cannot_score_labels(model, int(max(y_test.max(initial=0), y_train.max(initial=0))) + 1)
+    unscored = cannot_score_labels(model, int(max(y_test.max(initial=0), y_train.max(initial=0))) + 1)
     if unscored:
         raise ConfigError(f"the model: {unscored}")
     dataset = Dataset(EXTERNAL, x_train, y_train, x_test, y_test, source=TRAINING_PATH, seconds=0.0, verified=False)

@@ -125,10 +125,15 @@ def where_change_lands(seeds: list[dict], activity: np.ndarray) -> dict:
 
 def _interval(summary: dict, percent: bool = True) -> str:
     # An accuracy's t-interval can spill past 0% or 100% with few seeds; the display stops at the bounds.
-    fmt = (lambda v: f"{100 * min(max(v, 0.0), 1.0):.1f}%") if percent else (lambda v: f"{v:.3f}")
+    fmt = (lambda v: f"{100 * min(max(v, 0.0), 1.0):.1f}%") if percent else (lambda v: f"{max(v, 0.0):.3f}")
     if summary["n"] < 2:
         return f"{fmt(summary['mean'])} (1 seed: no interval)"
     return f"{fmt(summary['mean'])} (95% CI {fmt(summary['ci_low'])}–{fmt(summary['ci_high'])})"
+
+
+def _percent(accuracy: float) -> str:
+    """An accuracy bound as shown: a t-interval from few seeds can spill past 0% or 100%; the display stops there."""
+    return f"{100 * min(max(accuracy, 0.0), 1.0):.1f}%"
 
 
 def verdict(result: dict) -> dict:
@@ -190,8 +195,8 @@ def verdict(result: dict) -> dict:
     control_high = max((summary["ci_high"] if n >= 2 else max(summary["values"])) for summary in baselines)
     holds = trained_low > control_high
     sentences.append(
-        f"Verdict: {'the claim holds' if holds else 'the claim is not shown'} — the trained accuracy's lower bound {100 * trained_low:.1f}% "
+        f"Verdict: {'the claim holds' if holds else 'the claim is not shown'} — the trained accuracy's lower bound {_percent(trained_low)} "
         f"{'lies above' if holds else 'does not lie above'} the upper bound of every control — "
-        f"initial weights, shuffled labels, random step (highest: {100 * control_high:.1f}%)."
+        f"initial weights, shuffled labels, random step (highest: {_percent(control_high)})."
     )
     return {"holds": holds, "sentences": sentences}

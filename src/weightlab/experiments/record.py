@@ -29,9 +29,20 @@ def versions(keras) -> dict[str, str]:
     }
 
 
+def input_digests(config: RunConfig, dataset) -> dict[str, str]:
+    """SHA-256 of the user's own files a run reads (a `.keras` model, an `.npz` dataset), as config.json keeps them."""
+    from weightlab.data.user import file_sha256
+
+    digests = {}
+    if is_keras_file(config.model):
+        digests["model_sha256"] = file_sha256(Path(config.model))
+    if dataset.sha256 is not None:
+        digests["dataset_sha256"] = dataset.sha256
+    return digests
+
+
 def config_record(keras, config: RunConfig, dataset) -> dict:
     """config.json: the config, where the data came from, the versions, and the SHA-256 of the user's files."""
-    from weightlab.data.user import file_sha256
 
     record = {
         "format_version": FORMAT_VERSION,
@@ -39,11 +50,7 @@ def config_record(keras, config: RunConfig, dataset) -> dict:
         "dataset_source": dataset.source,
         "versions": versions(keras),
     }
-    if is_keras_file(config.model):
-        record["model_sha256"] = file_sha256(Path(config.model))
-    if dataset.sha256 is not None:
-        record["dataset_sha256"] = dataset.sha256
-    return record
+    return record | input_digests(config, dataset)
 
 
 def input_analysis(model, dataset, fit_samples: int, initial: dict, final: dict, activity=None) -> dict:

@@ -20,7 +20,7 @@ from weightlab.config import RunConfig
 from weightlab.errors import ConfigError
 from weightlab.experiments.ahead import early_scores, finish_steps, preparing
 from weightlab.experiments.finish import finish, test_inputs
-from weightlab.experiments.record import training_path_reason
+from weightlab.experiments.record import input_digests, training_path_reason
 from weightlab.store import FORMAT_VERSION, Run, RunWriter, new_run_id
 
 
@@ -55,8 +55,11 @@ def run(
     else:
         config = dataclasses.replace(config or RunConfig(), **overrides).resolved()
     keras, dataset = keras_and_data(config, data_dir)
+    digests = input_digests(config, dataset)
+    if resume is not None:
+        _check_same_inputs(Path(resume), digests)
     with RunWriter(out, run_id or new_run_id(config), adopt=resume is not None) as writer:
-        writer.write_json("config.json", {"format_version": FORMAT_VERSION, "config": config.to_dict()})
+        writer.write_json("config.json", {"format_version": FORMAT_VERSION, "config": config.to_dict(), **digests})
         model, x_train, y_train, drawn = prepare(keras, config, dataset)
         trainer = training_path(model, config)
         reason = training_path_reason(model, config, trainer.TRAINING_PATH)
@@ -123,6 +126,20 @@ def run(
                 x_test_device=x_test_device,
                 with_landscape=landscape,
                 early=early.of(0) if early else None,
+            )
+
+
+def _check_same_inputs(directory: Path, digests: dict[str, str]) -> None:
+    """Refuse to resume a run whose model or data file changed since it started: its checkpoint belongs to the old ones."""
+    from weightlab.store import schemas
+    from weightlab.store.files import read_json
+
+    recorded = read_json(directory / "config.json", schemas.CONFIG_FILE)
+    for key, what in (("model_sha256", "--model file"), ("dataset_sha256", "--dataset file")):
+        if key in recorded and recorded[key] != digests.get(key):
+            raise ConfigError(
+                f"{directory}: its {what} changed since the run started (SHA-256 {str(recorded[key])[:12]}…, now "
+                f"{str(digests.get(key))[:12]}…); put the original back to resume, or start a new run"
             )
 
 

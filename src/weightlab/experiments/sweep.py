@@ -40,6 +40,27 @@ class Sweep:
     result: dict  # the contents of sweep.json
 
 
+def _check_before_any_cell(cells: list[Cell], executor: str) -> None:
+    """What would fail every cell alike, or some cells after others trained, refused once, before anything is written:
+    devices that cannot start (on this machine's executor) and the cells' saved models' settings."""
+    from weightlab.backend import devices_or_error, keras_for
+    from weightlab.config import is_keras_file
+    from weightlab.models import saved
+
+    files = {
+        (c.config.model, c.config.optimizer, c.config.learning_rate): c.config
+        for c in cells
+        if is_keras_file(c.config.model)
+    }
+    backend = cells[0].config.backend
+    if executor == "local" and backend == "jax":
+        devices_or_error()
+    if files:
+        keras = keras_for(backend)
+        for config in files.values():
+            saved.check_settings(config, keras)
+
+
 def cells_of(base: RunConfig, grid: dict[str, list], seeds: int) -> list[Cell]:
     """Every grid point × seed, in a fixed order, each with a name that says what it is."""
     require_int("seeds", seeds, 1, "--seeds", maximum=MAX_SEEDS)
@@ -106,10 +127,7 @@ def sweep(
             )
     cells = cells_of(base, grid, seeds)
 
-    if executor == "local" and base.backend == "jax":  # every cell would fail alike: say so once, before any is written
-        from weightlab.backend import devices_or_error
-
-        devices_or_error()
+    _check_before_any_cell(cells, executor)
     directory = Path(out) / (name or sweep_name(base, grid, seeds))
     runs_dir = directory / "runs"
     if Path(out).exists() and not Path(out).is_dir():

@@ -20,12 +20,41 @@ from weightlab.errors import ConfigError
 def load(config: RunConfig, shape, keras):
     """The model in ``config.model``, compiled, checked against the data's example shape and classes."""
     path = config.model
+    model = _read(path, keras)
+    _check_fits(model, shape, path)
+    from weightlab.models import compile_as_tutorial
+
+    if getattr(model, "optimizer", None) is None or getattr(model, "loss", None) is None:
+        compile_as_tutorial(model, config, keras)
+    else:  # the file's settings, with a fresh state: a saved optimizer may have stepped before
+        _check_compiled(model, config, path)
+        own = model.optimizer
+        model.compile(optimizer=type(own).from_config(own.get_config()), loss=model.loss, metrics=["accuracy"])
+    from weightlab.train.keras_fit import cannot_score_labels
+
+    unscored = cannot_score_labels(model, shape.classes)
+    if unscored:
+        raise ConfigError(f"--model {path}: {unscored}")
+    return model
+
+
+def check_settings(config: RunConfig, keras) -> None:
+    """Raise ConfigError now for what `load` would refuse in ``config.model`` without seeing data: a file that
+    cannot be loaded, compiled settings weightlab would not honour, flags its own optimizer overrides.
+    A sweep checks each of its cells' files so before any cell trains."""
+    model = _read(config.model, keras)
+    if getattr(model, "optimizer", None) is not None and getattr(model, "loss", None) is not None:
+        _check_compiled(model, config, config.model)
+
+
+def _read(path: str, keras):
+    """The Keras model saved at ``path``, loaded in safe mode; or ConfigError saying why it cannot be."""
     if not os.path.isfile(path):
         raise ConfigError(f"--model {path}: no such file; pass a model saved with model.save('….keras')")
     try:
         with warnings.catch_warnings():  # the optimizer's saved state is not wanted: it restarts at step 0
             warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
-            model = keras.saving.load_model(path, safe_mode=True, compile=True)
+            return keras.saving.load_model(path, safe_mode=True, compile=True)
     except Exception as error:  # Keras raises ValueError, TypeError, OSError… for a file it cannot or will not load
         reason = " ".join(str(error).split())[:200]
         if "safe_mode" in reason or "Lambda" in reason:
@@ -41,21 +70,6 @@ def load(config: RunConfig, shape, keras):
         raise ConfigError(
             f"--model {path} cannot be loaded as a Keras model ({reason}); save it with model.save('….keras')"
         ) from error
-    _check_fits(model, shape, path)
-    from weightlab.models import compile_as_tutorial
-
-    if getattr(model, "optimizer", None) is None or getattr(model, "loss", None) is None:
-        compile_as_tutorial(model, config, keras)
-    else:  # the file's settings, with a fresh state: a saved optimizer may have stepped before
-        _check_compiled(model, config, path)
-        own = model.optimizer
-        model.compile(optimizer=type(own).from_config(own.get_config()), loss=model.loss, metrics=["accuracy"])
-    from weightlab.train.keras_fit import loss_cannot_score_labels
-
-    unscored = loss_cannot_score_labels(model, shape.classes)
-    if unscored:
-        raise ConfigError(f"--model {path}: {unscored}")
-    return model
 
 
 def _check_compiled(model, config: RunConfig, path: str) -> None:

@@ -241,8 +241,10 @@ def stage_progress(show: bool):
 
 
 def _mean_ci(summary: dict, percent: bool) -> str:
+    # Accuracies, losses and distances are never negative (nor accuracies above 100%), but a
+    # t-interval from few seeds can spill past those bounds: the display stops at them.
     def fmt(value):
-        return f"{100 * min(max(value, 0.0), 1.0):.1f}%" if percent else f"{value:.3f}"
+        return f"{100 * min(max(value, 0.0), 1.0):.1f}%" if percent else f"{max(value, 0.0):.3f}"
 
     if summary["mean"] is None:
         return "—"

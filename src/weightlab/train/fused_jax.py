@@ -317,7 +317,7 @@ def _fit(
                 progress(done, total_steps, dict(logs, epoch=epoch + 1, seconds=epoch_seconds[-1]))
         elif progress:
             progress(done, total_steps, None)
-    train_seconds = time.perf_counter() - start
+    train_seconds = sum(epoch_seconds[:start_epoch]) + time.perf_counter() - start  # and a resumed run's earlier epochs
 
     all_losses = np.concatenate([np.asarray(chunk, dtype=np.float64) for chunk in losses], axis=1)
     norms = np.concatenate([np.asarray(n, dtype=np.float64) for n in step_norms], axis=1)
