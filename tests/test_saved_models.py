@@ -182,3 +182,14 @@ def test_a_sweep_or_comparison_refuses_what_its_model_file_cannot_do_before_anyt
         )
     assert not (tmp_path / "sweeps").exists() or not any((tmp_path / "sweeps").iterdir())
     assert not (tmp_path / "comparisons").exists() or not any((tmp_path / "comparisons").iterdir())
+
+
+def test_dropout_trains_on_the_fused_path_as_model_fit_does(tmp_path):
+    """Dropout's random state is a variable the loop carries from step to step, as model.fit does: every snapshot equal."""
+    body = [layers.Dense(16, activation="relu"), layers.Dropout(0.3), layers.Dense(10, activation="softmax")]
+    path = saved(tmp_path, "dropout", body, optimizer="adam", loss=SCE)
+    fused = one_run(tmp_path, path, report=False, snapshot_every=5)
+    fit = one_run(tmp_path, path, report=False, snapshot_every=5, training_path="keras.fit")
+    assert fused.summary["training_path"] == "fused-jax" and fit.summary["training_path"] == "keras.fit"
+    for a, b in zip(fused.snapshots()[2].values(), fit.snapshots()[2].values()):
+        assert np.array_equal(a, b)

@@ -22,15 +22,16 @@ from weightlab.train.norms import step_norms
 def why_not(model) -> str | None:
     """Why the fused path cannot drive ``model``, in words; None when it can.
 
-    It drives the trainable weights of a one-output model with one loss, averaged per batch:
-    non-trainable state (BatchNormalization's moving statistics, Dropout's random seed) and
-    regularisers (losses added inside the layers) are `model.fit`'s business.
+    It drives the trainable weights of a one-output model with one loss, averaged per batch, and
+    carries random state (Dropout's seed) from step to step as `model.fit` does: non-trainable
+    weights (BatchNormalization's moving statistics, a frozen layer's) and regularisers (losses
+    added inside the layers) are `model.fit`'s business.
     """
     stateful = [layer.name for layer in model._flatten_layers(include_self=False) if layer.non_trainable_weights]
     if stateful:
         return (
             f"layer(s) {', '.join(stateful[:4])} hold non-trainable variables "
-            "(BatchNormalization statistics, a Dropout seed, a frozen layer's weights)"
+            "(BatchNormalization statistics, a frozen layer's weights)"
         )
     regularised = [
         layer.name
