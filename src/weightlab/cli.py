@@ -121,7 +121,7 @@ def _run(args) -> int:
 
 def _prove(args) -> int:
     from weightlab.experiments.prove import prove
-    from weightlab.report import terminal
+    from weightlab.report import terminal, terminal_experiments
     from weightlab.store import dumps
 
     with terminal.stage_progress(show=not args.json) as hook:
@@ -131,14 +131,14 @@ def _prove(args) -> int:
     if args.json:
         print(dumps(proof.result))
     else:
-        terminal.print_proof(proof.result, proof.path)
+        terminal_experiments.print_proof(proof.result, proof.path)
     return 0
 
 
 def _compare(args) -> int:
     from weightlab.errors import ConfigError
     from weightlab.experiments.compare import compare, parse_axis
-    from weightlab.report import terminal
+    from weightlab.report import terminal, terminal_experiments
     from weightlab.store import dumps
 
     if args.compare is not None and args.hidden:
@@ -162,7 +162,7 @@ def _compare(args) -> int:
     if args.json:
         print(dumps(comparison.result))
     else:
-        terminal.print_comparison(comparison.result, comparison.path)
+        terminal_experiments.print_comparison(comparison.result, comparison.path)
     return 0
 
 
@@ -204,7 +204,7 @@ def _sweep_spec(args) -> tuple[RunConfig, dict, int]:
 
 def _sweep(args) -> int:
     from weightlab.experiments.sweep import sweep
-    from weightlab.report import terminal
+    from weightlab.report import terminal, terminal_experiments
     from weightlab.store import dumps
 
     base, grid, seeds = _sweep_spec(args)
@@ -225,7 +225,7 @@ def _sweep(args) -> int:
     if args.json:
         print(dumps(result.result))
     else:
-        terminal.print_sweep(result.result, result.path)
+        terminal_experiments.print_sweep(result.result, result.path)
     return 0 if result.result["counts"]["failed"] == 0 else 1
 
 
