@@ -39,7 +39,7 @@ def save(tracker, path, model, test_data, train_data=None, report: bool = True) 
         raise ConfigError(
             f"test_data must be (inputs, integer labels) of one length; got {x_test.shape} and {y_test.shape} {y_test.dtype}"
         )
-    from weightlab.train.keras_fit import cannot_score_labels
+    from weightlab.models.outputs import cannot_score_labels
 
     unscored = cannot_score_labels(model, int(max(y_test.max(initial=0), y_train.max(initial=0))) + 1)
     if unscored:

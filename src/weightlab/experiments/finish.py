@@ -42,7 +42,8 @@ def finish(
     from weightlab.evaluation.landscape import landscape
     from weightlab.evaluation.outputs import on_device
     from weightlab.experiments.run import training_labels  # (run imports this module)
-    from weightlab.train.keras_fit import as_probabilities, evaluate, predict, scores, set_trainable, to_inputs
+    from weightlab.models.outputs import as_probabilities
+    from weightlab.train.keras_fit import evaluate, predict, scores, set_trainable, to_inputs
 
     fit_samples = config.fit_samples(len(dataset.x_train))
     if x_test is None:
@@ -146,7 +147,7 @@ def evaluated_snapshots(
     """
     from weightlab.analysis.panel import panel_indices
     from weightlab.evaluation.snapshots import evaluate_snapshots, joined
-    from weightlab.train.keras_fit import as_probabilities
+    from weightlab.models.outputs import as_probabilities
 
     panel = panel_indices(y_test)
     on_device = x_test if x_test_device is None else x_test_device

@@ -30,7 +30,7 @@ def load(config: RunConfig, shape, keras):
         _check_compiled(model, config, path)
         own = model.optimizer
         model.compile(optimizer=type(own).from_config(own.get_config()), loss=model.loss, metrics=["accuracy"])
-    from weightlab.train.keras_fit import cannot_score_labels
+    from weightlab.models.outputs import cannot_score_labels
 
     unscored = cannot_score_labels(model, shape.classes)
     if unscored:
