@@ -51,13 +51,13 @@ def run(
     """
     saved = orders = None
     if resume is not None:
-        config, out, run_id, saved, orders = _resumable(Path(resume))
+        config, out, run_id, saved, orders, recorded = _resumable(Path(resume))
     else:
         config = dataclasses.replace(config or RunConfig(), **overrides).resolved()
     keras, dataset = keras_and_data(config, data_dir)
     digests = input_digests(config, dataset)
     if resume is not None:
-        _check_same_inputs(Path(resume), digests)
+        _check_same_inputs(Path(resume), recorded, digests)
     with RunWriter(out, run_id or new_run_id(config), adopt=resume is not None) as writer:
         writer.write_json("config.json", {"format_version": FORMAT_VERSION, "config": config.to_dict(), **digests})
         model, x_train, y_train, drawn = prepare(keras, config, dataset)
@@ -129,12 +129,8 @@ def run(
             )
 
 
-def _check_same_inputs(directory: Path, digests: dict[str, str]) -> None:
+def _check_same_inputs(directory: Path, recorded: dict, digests: dict[str, str]) -> None:
     """Refuse to resume a run whose model or data file changed since it started: its checkpoint belongs to the old ones."""
-    from weightlab.store import schemas
-    from weightlab.store.files import read_json
-
-    recorded = read_json(directory / "config.json", schemas.CONFIG_FILE)
     for key, what in (("model_sha256", "--model file"), ("dataset_sha256", "--dataset file")):
         if key in recorded and recorded[key] != digests.get(key):
             raise ConfigError(
@@ -144,16 +140,18 @@ def _check_same_inputs(directory: Path, digests: dict[str, str]) -> None:
 
 
 def _resumable(directory: Path):
-    """(config, out, run_id, saved state, data orders) of an interrupted run's hidden directory."""
-    from weightlab.store import read_checkpoint, read_config
+    """(config, out, run_id, saved state, data orders, config.json as read) of an interrupted run's hidden directory."""
+    from weightlab.store import read_checkpoint
+    from weightlab.store.run import read_config_file
 
     if not directory.name.startswith(".incomplete-") or not (directory / "config.json").is_file():
         raise ConfigError(
             f"{directory} is not an interrupted run (a hidden .incomplete-<id> directory with config.json); pass one to --resume"
         )
-    config = read_config(directory)
+    recorded = read_config_file(directory)
+    config = RunConfig.from_dict(recorded["config"])
     saved, orders = read_checkpoint(directory, config.to_dict())
-    return config, directory.parent, directory.name.removeprefix(".incomplete-"), saved, orders
+    return config, directory.parent, directory.name.removeprefix(".incomplete-"), saved, orders, recorded
 
 
 def snapshot_store(writer: RunWriter, model, samples: int, config: RunConfig, resume_steps=None):

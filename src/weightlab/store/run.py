@@ -233,4 +233,9 @@ def check_version(content: dict, path: Path) -> None:
 
 def read_config(directory: str | os.PathLike) -> RunConfig:
     """The config in a run's (or an interrupted run's) config.json, checked."""
-    return RunConfig.from_dict(read_json(Path(directory) / "config.json", schemas.CONFIG_FILE)["config"])
+    return RunConfig.from_dict(read_config_file(directory)["config"])
+
+
+def read_config_file(directory: str | os.PathLike) -> dict:
+    """A run's (or an interrupted run's) config.json, checked: its config, and the SHA-256 of the user's files."""
+    return read_json(Path(directory) / "config.json", schemas.CONFIG_FILE)
