@@ -17,7 +17,7 @@ TORCH_WHEELS  ?= $(firstword $(PIP_FIND_LINKS))
 NEED_TORCH_WHEELS = @test -n "$(TORCH_WHEELS)" || { echo "make: name where torch $(TORCH_VERSION)'s CPU wheel is: make $@ TORCH_WHEELS=DIR_OR_INDEX_PAGE"; exit 2; }
 LOCK_FLAGS := --generate-hashes --python-version 3.11 --custom-compile-command "make lock" --quiet
 
-.PHONY: run test lint data browser bench bench-scaling lock torch clean
+.PHONY: run test lint data browser kernels bench bench-scaling lock torch clean
 
 $(UV):
 	$(PYTHON) -m pip install --quiet --disable-pip-version-check --target $(UV_HOME) 'uv==$(UV_VERSION)'
@@ -52,12 +52,20 @@ torch: $(STAMP)
 data: $(STAMP)
 	$(BIN)/weightlab data fetch mnist
 
+# The fused Adam kernel (src/weightlab/kernels), compiled into the cache with the machine's C++
+# compiler; Debian's g++ where there is none. Without it weightlab runs Keras's Adam: the same
+# results, slower (a run would otherwise compile it on first use).
+kernels: $(STAMP)
+	@command -v c++ >/dev/null 2>&1 || command -v g++ >/dev/null 2>&1 || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q g++ >/dev/null; } \
+		|| echo "g++ could not be installed: weightlab will run Keras's Adam update"
+	$(BIN)/python -m weightlab.kernels.build
+
 # Debian's Chromium, for the test that opens reports in a real browser (skipped without it).
 browser:
 	@command -v chromium >/dev/null 2>&1 || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null; } \
 		|| echo "chromium could not be installed: the browser test will be skipped"
 
-run: data
+run: data kernels
 	$(BIN)/weightlab run $(ARGS)
 
 # One formatter, one linter, one type checker (on the public API); configured in pyproject.toml.
@@ -66,17 +74,17 @@ lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/mypy
 
-test: lint data browser
+test: lint data browser kernels
 	$(BIN)/python -m pytest -q $(ARGS)
 
 # The side-by-side table (≈4 min on 2 cores at --repeats 3), the profile of one run (≈1 min) and the
 # scaling tables (≈16 min at --repeats 3); each also goes to benchmarks/results/.
-bench: data
+bench: data kernels
 	$(BIN)/python benchmarks/bench.py $(ARGS)
 	$(BIN)/python benchmarks/profile_run.py --repeats 3
 	$(BIN)/python benchmarks/scaling.py --repeats 3
 
-bench-scaling: data
+bench-scaling: data kernels
 	$(BIN)/python benchmarks/scaling.py $(ARGS)
 
 clean:

@@ -13,6 +13,7 @@ keras = keras_for("jax")
 import weightlab  # noqa: E402
 from weightlab import data, models  # noqa: E402
 from weightlab.config import RunConfig  # noqa: E402
+from weightlab.kernels import adam as adam_kernel  # noqa: E402
 from weightlab.train import fused_jax, keras_fit  # noqa: E402
 
 
@@ -29,12 +30,14 @@ def trained(module, config, dataset, samples=600):
     return model, module.fit(model, x, dataset.y_train[:samples], config)
 
 
-@pytest.mark.parametrize("hidden", [16, (16, 8)], ids=["mlp", "deep-mlp"])
+@pytest.mark.parametrize("hidden", [16, (16, 8), 64], ids=["mlp", "deep-mlp", "tutorial-width"])
 def test_fused_path_is_model_fit_bit_for_bit_for_mlps(synthetic, hidden):
     config = RunConfig(dataset="synthetic", epochs=2, hidden=hidden, seed=3, snapshot_every=5)
     reference_model, reference = trained(keras_fit, config, synthetic)
     fused_model, fused = trained(fused_jax, config, synthetic)
     assert len(fused_model.trainable_variables) == 2 * (len(config.widths) + 1)
+    # at the tutorial's width the fused Adam kernel updates the first layer's 50,176 weights
+    assert bool(adam_kernel.served_variables([fused_model])) == (hidden == 64) and adam_kernel.readiness().ready
     for a, b in zip(fused_model.get_weights(), reference_model.get_weights()):
         assert np.array_equal(a, b)
     for name in fused.tracked.variable_names:  # every snapshot, not only the end

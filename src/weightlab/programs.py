@@ -75,15 +75,18 @@ class Programs:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._built: dict[Hashable, Any] = {}
-        self._compiled: dict[tuple[Hashable, str], _Compilation] = {}
+        self._built: dict[Hashable, _Once] = {}
+        self._compiled: dict[tuple[Hashable, str], _Once] = {}
 
     def built(self, key: Hashable, build: Callable[[], Any]) -> Any:
-        """The program of ``key``, built by ``build()`` the first time it is asked for."""
+        """The program of ``key``, built by ``build()`` the first time it is asked for.
+
+        Only that key waits while it is built: a build may ask for other programs (a training
+        program asks whether a kernel is ready), and other threads' keys go on.
+        """
         with self._lock:
-            if key not in self._built:
-                self._built[key] = build()
-            return self._built[key]
+            once = self._built.setdefault(key, _Once())
+        return once.result(build)
 
     def compiled(self, key: Hashable, build: Callable[[], Any], arguments: tuple) -> Any:
         """The jitted program of ``key`` lowered and compiled for ``arguments``' shapes: call it with arrays of those shapes.
@@ -91,7 +94,7 @@ class Programs:
         A call that is not a compilation's first waits for the first to finish, whichever thread runs it.
         """
         with self._lock:
-            compilation = self._compiled.setdefault((key, signature(arguments)), _Compilation())
+            compilation = self._compiled.setdefault((key, signature(arguments)), _Once())
         return compilation.result(lambda: self.built(key, build).lower(*arguments).compile())
 
     def compilations(self) -> int:
@@ -100,18 +103,20 @@ class Programs:
             return len(self._compiled)
 
 
-class _Compilation:
-    """One program's compilation for one signature: done once, by the first thread that asks."""
+class _Once:
+    """A value made once, by the first thread that asks (a program, or a program's compilation for one signature)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._executable: Any = None
+        self._made = False
+        self._value: Any = None
 
-    def result(self, compile_: Callable[[], Any]) -> Any:
+    def result(self, make: Callable[[], Any]) -> Any:
         with self._lock:
-            if self._executable is None:
-                self._executable = compile_()
-            return self._executable
+            if not self._made:
+                self._value = make()
+                self._made = True
+            return self._value
 
 
 # One per process, as JAX's own caches are: a program compiled for one run serves every later run of its kind.

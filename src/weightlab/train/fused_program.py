@@ -14,6 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from weightlab.kernels import adam as adam_kernel
 from weightlab.programs import PROGRAMS, architecture_key
 from weightlab.train.fused_chunks import first_run, loop_segments, on_host, run_at, to_device
 from weightlab.train.norms import step_norms
@@ -120,36 +121,40 @@ class _Program:
             return total, (jnp.stack(losses), outputs, non_trainable)
 
         grad_fn = jax.value_and_grad(loss_and_outputs, has_aux=True)
+        # Keras's update, with the fused Adam kernel in it where it serves (kernels.adam).
+        apply_gradients = adam_kernel.stateless_apply_for(optimizer, branches)
 
         norms_shape = (3, bounds[-1])  # a step's norms: three per variable of every branch
 
         @jax.jit
-        def update(trainable, non_trainable, optimizer_vars, x, y, mask):
-            """One optimizer step on a batch, and its losses and correct answers. A jit of its own inside the
-            loop: the loop's plain and measured steps call it, and it is traced once, not twice (≈40 ms)."""
+        def update(trainable, non_trainable, optimizer_vars, x, y, mask, initial, measure):
+            """One optimizer step on a batch: the new state, its losses and correct answers, and the norms the
+            Adam kernel took (``measure``; None per variable it did not). A jit of its own inside the loop: the
+            loop's plain and measured steps call it, and it is traced once, not twice (≈40 ms)."""
             (_, (losses, outputs, non_trainable)), grads = grad_fn(trainable, non_trainable, x, y, mask)
-            new_trainable, optimizer_vars = optimizer.stateless_apply(optimizer_vars, grads, trainable)
+            new_trainable, optimizer_vars, taken = apply_gradients(optimizer_vars, grads, trainable, initial, measure)
             correct = jnp.stack([jnp.sum((jnp.argmax(probs, axis=-1) == y) * mask) for probs in outputs])
-            return new_trainable, non_trainable, optimizer_vars, losses, correct
+            return new_trainable, non_trainable, optimizer_vars, losses, correct, taken
 
-        def train_step(step, carry, indices, masks, x_all, y_all):
-            """Training step ``step`` of the chunk: the update, its losses and correct answers; also the weights before it."""
+        def train_step(step, carry, indices, masks, x_all, y_all, initial, measure=False):
+            """Training step ``step`` of the chunk: the update, its losses and correct answers; also the weights
+            before it and the norms the kernel took."""
             (trainable, non_trainable, optimizer_vars), buffers, (losses_out, correct_out, norms_out) = carry
             mask = masks[step]
             x, y = x_all[indices[step]], y_all[indices[step]]
-            new_trainable, non_trainable, optimizer_vars, losses, correct = update(
-                trainable, non_trainable, optimizer_vars, x, y, mask
+            new_trainable, non_trainable, optimizer_vars, losses, correct, taken = update(
+                trainable, non_trainable, optimizer_vars, x, y, mask, initial, measure and step_stats
             )
             outputs = (losses_out.at[step].set(losses), correct_out.at[step].set(correct), norms_out)
-            return ((new_trainable, non_trainable, optimizer_vars), buffers, outputs), trainable
+            return ((new_trainable, non_trainable, optimizer_vars), buffers, outputs), trainable, taken
 
         def segment_end(step, norm_row, carry, indices, masks, slots, x_all, y_all, initial):
             """The last step of a segment: trained, its weight norms written to ``norm_row``, its snapshot taken if it is one."""
-            (state, buffers, (losses_out, correct_out, norms_out)), before = train_step(
-                step, carry, indices, masks, x_all, y_all
+            (state, buffers, (losses_out, correct_out, norms_out)), before, taken = train_step(
+                step, carry, indices, masks, x_all, y_all, initial, measure=True
             )
             if step_stats:
-                norms_out = norms_out.at[norm_row].set(step_norms(state[0], initial, before)[0])
+                norms_out = norms_out.at[norm_row].set(step_norms(state[0], initial, before, taken)[0])
             slot = slots[step]
             buffers = jax.lax.cond(
                 slot >= 0,
@@ -184,7 +189,7 @@ class _Program:
                 carry = jax.lax.fori_loop(
                     first,
                     ends[j],
-                    lambda step, inner: train_step(step, inner, indices, masks, x_all, y_all)[0],
+                    lambda step, inner: train_step(step, inner, indices, masks, x_all, y_all, initial)[0],
                     carry,
                 )
                 return segment_end(ends[j], norm_rows[j], carry, indices, masks, slots, x_all, y_all, initial)

@@ -15,10 +15,18 @@ import keras
 COLUMN_FIRST_ELEMENTS = 1 << 18
 
 
-def step_norms(current, initial, previous):
-    """Per variable: ‖W_t − W_0‖, ‖W_t − W_{t−1}‖, ‖W_t‖ as one (3, V) tensor, and a copy of W_t."""
+def step_norms(current, initial, previous, taken=None):
+    """Per variable: ‖W_t − W_0‖, ‖W_t − W_{t−1}‖, ‖W_t‖ as one (3, V) tensor, and a copy of W_t.
+
+    ``taken[v]``, where given and not None, holds variable v's three norms already taken (by the
+    fused Adam kernel, in its update's pass): they are used as they are.
+    """
     ops = keras.ops
-    columns = [variable_norms(c, i, p) for c, i, p in zip(current, initial, previous)]
+    taken = taken or [None] * len(current)
+    columns = [
+        variable_norms(c, i, p) if known is None else ops.cast(known, "float32")
+        for c, i, p, known in zip(current, initial, previous, taken)
+    ]
     return ops.stack(columns, axis=1), [ops.copy(c) for c in current]
 
 
