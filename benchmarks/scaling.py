@@ -124,7 +124,7 @@ def adam_update_seconds(width: int, repeats: int = 50) -> float:
     optimizer = keras.optimizers.Adam()
     optimizer.build(model.trainable_variables)
     apply = adam_kernel.stateless_apply_for(optimizer, [model])
-    update = jax.jit(lambda state, weights, grads: apply(state, grads, weights)[::-1], donate_argnums=(0, 1))
+    update = jax.jit(lambda state, weights, grads: apply(state, grads, weights)[1::-1], donate_argnums=(0, 1))
     state, weights = [v.value + 0.01 for v in optimizer.variables], [v.value for v in model.trainable_variables]
     grads = [w * 1e-3 for w in weights]
     times = []

@@ -113,9 +113,10 @@ ffi::Error AdamUpdate(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> gradient, ffi:
                       ffi::ResultBuffer<ffi::F32> new_m, ffi::ResultBuffer<ffi::F32> new_v,
                       ffi::ResultBuffer<ffi::F32> norms) {
   const int64_t size = gradient.element_count();
+  const bool measured = measure.element_count() == 1 && measure.typed_data()[0] != 0;
   if (weight.element_count() != size || m.element_count() != size || v.element_count() != size ||
-      initial.element_count() != size || constants.element_count() != 4 || measure.element_count() != 1 ||
-      norms->element_count() != 3) {
+      (measured && initial.element_count() != size) || constants.element_count() != 4 ||
+      measure.element_count() != 1 || norms->element_count() != 3) {
     return ffi::Error::InvalidArgument("weightlab_adam_update: operands of different sizes");
   }
   // The outputs alias the inputs (input_output_aliases); XLA copies an input it still needs.
@@ -129,7 +130,7 @@ ffi::Error AdamUpdate(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> gradient, ffi:
   work->m = new_m->typed_data();
   work->v = new_v->typed_data();
   work->g = gradient.typed_data();
-  work->w0 = measure.typed_data()[0] != 0 ? initial.typed_data() : nullptr;
+  work->w0 = measured ? initial.typed_data() : nullptr;
   work->size = size;
   work->blocks = (size + kBlock - 1) / kBlock;
   work->constants = Constants{c[0], c[1], c[2], c[3]};
@@ -145,7 +146,6 @@ ffi::Error AdamUpdate(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> gradient, ffi:
     total.weight += block.weight;
   }
   float* out = norms->typed_data();  // NaN where not measured, as the loop's unmeasured rows
-  const bool measured = work->w0 != nullptr;
   out[0] = measured ? static_cast<float>(std::sqrt(total.from_initial)) : std::nanf("");
   out[1] = measured ? static_cast<float>(std::sqrt(total.update)) : std::nanf("");
   out[2] = measured ? static_cast<float>(std::sqrt(total.weight)) : std::nanf("");
@@ -160,7 +160,7 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(WeightlabAdamUpdate, AdamUpdate,
                                   .Arg<ffi::Buffer<ffi::F32>>()  // gradient
                                   .Arg<ffi::Buffer<ffi::F32>>()  // constants (4,)
                                   .Arg<ffi::Buffer<ffi::S32>>()  // measure: take the norms (nonzero) or not
-                                  .Arg<ffi::Buffer<ffi::F32>>()  // initial weights W_0
+                                  .Arg<ffi::Buffer<ffi::F32>>()  // initial weights W_0 (read only if measured)
                                   .Arg<ffi::Buffer<ffi::F32>>()  // weight
                                   .Arg<ffi::Buffer<ffi::F32>>()  // m
                                   .Arg<ffi::Buffer<ffi::F32>>()  // v

@@ -189,7 +189,7 @@ def _update_step(optimizer, gradient, variable, learning_rate, step: _Step):
         ops.cast(gradient, "float32"),
         jnp.concatenate([jnp.reshape(alpha, (1,)), rest]),
         measure,
-        variable.value if initial is None else initial,  # unread unless measured
+        jnp.zeros((0,), jnp.float32) if initial is None else initial,  # read only when measured
         variable.value,
         m.value,
         v.value,
