@@ -38,6 +38,28 @@ def test_a_program_compiled_from_several_threads_at_once_is_traced_and_compiled_
     assert np.array_equal(found[0](np.full(3, 2.0, np.float32)), np.full(3, 4.0))
 
 
+def test_a_build_may_ask_for_other_programs_and_builds_of_one_key_run_once():
+    """A training program's build asks whether a kernel is ready (another key): it must not wait on itself."""
+    cache = Programs()
+    builds = []
+
+    def outer():
+        builds.append("outer")
+        time.sleep(0.1)  # the other threads ask while this build runs
+        return cache.built("inner", lambda: builds.append("inner") or 1) + 1
+
+    found = []
+    threads = [
+        threading.Thread(target=lambda: found.append(cache.built("outer", outer)), daemon=True) for _ in range(3)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=10)
+    assert not any(thread.is_alive() for thread in threads), "a nested build waited on the cache's lock"
+    assert found == [2, 2, 2] and builds == ["outer", "inner"]
+
+
 def test_shapes_given_ahead_and_the_arrays_later_have_one_signature():
     import jax
 
