@@ -1,5 +1,8 @@
 """The fused Adam kernel: bit for bit Keras's Adam where it serves, Keras's own update everywhere else."""
 
+import hashlib
+import shutil
+
 import jax
 import numpy as np
 import pytest
@@ -155,12 +158,37 @@ def test_without_a_compiler_readiness_says_why(home, monkeypatch):
     assert not readiness.ready and "no C++ compiler" in readiness.reason
 
 
+def test_norms_are_left_to_the_loop_where_keras_changes_the_weight_around_the_update(ready):
+    """Weight decay (before the update), a constraint (after it), accumulation (updates computed and dropped) and
+    an EMA written over the weights: the kernel still updates, but the weights it sees are not W_{t-1} and W_t."""
+
+    def taken(optimizer, constraint=None) -> list[bool]:
+        keras.utils.set_random_seed(0)
+        net = keras.Sequential([keras.Input((300,)), keras.layers.Dense(200, kernel_constraint=constraint)])
+        optimizer.build(net.trainable_variables)
+        apply = adam.stateless_apply_for(optimizer, [net])
+        values = [v.value for v in net.trainable_variables]
+        state = [v.value for v in optimizer.variables]
+        norms = jax.jit(lambda s, w, g, i: apply(s, g, w, i, True)[2])(state, values, values, values)
+        return [n is not None for n in norms]
+
+    assert taken(keras.optimizers.Adam()) == [True, False]
+    assert taken(keras.optimizers.AdamW(weight_decay=0.01)) == [False, False]
+    assert taken(keras.optimizers.Adam(gradient_accumulation_steps=2)) == [False, False]
+    assert taken(keras.optimizers.Adam(use_ema=True)) == [False, False]
+    assert taken(keras.optimizers.Adam(), constraint=keras.constraints.MaxNorm(1.0)) == [False, False]
+
+
 @pytest.mark.slow
 def test_a_damaged_library_is_built_again_and_a_verdict_is_remembered(home):
-    path = build.compiled("adam")
+    path = build.compiled("adam", adam.HANDLER)
     built = path.read_bytes()
     path.write_bytes(built[: len(built) // 2])  # truncated: its digest no longer matches
-    assert build.compiled("adam") == path and path.read_bytes() == built
+    assert build.compiled("adam", adam.HANDLER) == path and path.read_bytes() == built
+    path.write_bytes(b"not a library")  # and a digest that matches it: loads as nothing, so it is built again
+    path.with_suffix(".sha256").write_text(hashlib.sha256(b"not a library").hexdigest())
+    loaded, again = build.library("adam", adam.HANDLER)
+    assert again == path and path.read_bytes() == built and getattr(loaded, adam.HANDLER)
     checks = []
 
     def check() -> bool:
@@ -171,3 +199,32 @@ def test_a_damaged_library_is_built_again_and_a_verdict_is_remembered(home):
     (remembered,) = path.parent.glob("adam-*.agrees-*")
     remembered.write_text("garbage")  # not a verdict: checked again
     assert build.verdict(path, check) and len(checks) == 2 and remembered.read_text() == "true"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "compiler, reason",
+    [("true", "could not load"), ("junk", "could not load"), ("", "no C\\+\\+ compiler")],
+    ids=["writes-nothing", "writes-garbage", "none"],
+)
+def test_a_compiler_that_fails_leaves_keras_update_and_caches_nothing(home, monkeypatch, tmp_path, compiler, reason):
+    if compiler == "junk":
+        script = tmp_path / "junk"
+        script.write_text('#!/bin/sh\nfor a; do o="$a"; done\necho garbage > "$o"\n')
+        script.chmod(0o755)
+        compiler = str(script)
+    elif compiler == "":
+        monkeypatch.setenv("PATH", "")
+    monkeypatch.setenv("CXX", compiler)
+    with pytest.raises(build.KernelUnavailable, match=reason):
+        build.library("adam", adam.HANDLER)
+    assert not list((home / "kernels").glob("*.so")) if (home / "kernels").exists() else True
+
+
+@pytest.mark.slow
+def test_a_compiler_with_arguments_and_an_unwritable_cache(home, monkeypatch):
+    monkeypatch.setenv("CXX", f"{shutil.which('c++') or shutil.which('g++')} -m64")
+    assert build.library("adam", adam.HANDLER)[1].parent == home / "kernels"
+    monkeypatch.setenv("WEIGHTLAB_HOME", str(home / "kernels" / build.compiled("adam", adam.HANDLER).name))  # a file
+    with pytest.raises(build.KernelUnavailable, match="could not build"):
+        build.compiled("adam", adam.HANDLER)

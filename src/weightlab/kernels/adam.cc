@@ -66,8 +66,8 @@ void UpdateRange(float* __restrict w, float* __restrict m, float* __restrict v, 
 // computes the same sums.
 constexpr int kLanes = 8;
 
-// One element's update; it adds the squares of its float32 differences (each within 2^-24 of exact) to
-// the lane's double sums.
+// One element's update; it adds the squares of its float32 differences, squared in double (no
+// float32 square underflows or overflows), to the lane's double sums.
 inline void UpdateAndMeasure(float* __restrict w, float* __restrict m, float* __restrict v, const float* __restrict g,
                              const float* __restrict w0, int64_t i, Constants c, double& from_initial, double& update,
                              double& weight) {
@@ -79,10 +79,10 @@ inline void UpdateAndMeasure(float* __restrict w, float* __restrict m, float* __
   const float before = w[i];
   const float after = before - (mi * c.alpha) / (std::sqrt(vi) + c.epsilon);
   w[i] = after;
-  const float d0 = after - w0[i], d1 = after - before;
-  from_initial += static_cast<double>(d0 * d0);
-  update += static_cast<double>(d1 * d1);
-  weight += static_cast<double>(after * after);
+  const double d0 = after - w0[i], d1 = after - before, d2 = after;  // float32 differences, squared in double
+  from_initial += d0 * d0;
+  update += d1 * d1;
+  weight += d2 * d2;
 }
 
 WEIGHTLAB_CLONES

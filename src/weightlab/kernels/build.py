@@ -3,17 +3,22 @@
 The library is cached in ``$WEIGHTLAB_HOME/kernels``, named by a digest of its source, the
 compiler's flags, jaxlib's version (whose FFI headers it is built against) and the machine's
 architecture, beside a file holding the library's SHA-256: a library is loaded only when it
-matches. It is compiled into a temporary file and renamed into place, so processes building at
-once never see each other's half-written file. `python -m weightlab.kernels.build` compiles
-every kernel ahead (``make`` does).
+matches. It is compiled into a scratch directory, loaded there (its handler looked up), and only
+then renamed into place, so no process ever finds a half-written or unloadable library under the
+final name; one that stops loading later (another compiler's, another architecture's) is built
+again, once. Anything that goes wrong — no compiler, an unwritable cache — is `KernelUnavailable`,
+and weightlab then runs Keras's code. `python -m weightlab.kernels.build` compiles every kernel
+ahead (``make`` does).
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import hashlib
 import os
 import platform
+import shlex
 import shutil
 import subprocess
 import tempfile
@@ -30,13 +35,19 @@ class KernelUnavailable(Exception):
     """A kernel that cannot be built or loaded here; the message says why (the fused path then runs Keras's code)."""
 
 
-def library(name: str) -> tuple[ctypes.CDLL, Path]:
-    """The kernel ``name`` (``<name>.cc`` beside this module), loaded, and its path; compiled first where the cache lacks it."""
-    path = compiled(name)
+def library(name: str, symbol: str) -> tuple[ctypes.CDLL, Path]:
+    """The kernel ``name`` (``<name>.cc`` beside this module) loaded, with ``symbol`` in it, and its path.
+
+    Compiled first where the cache lacks an intact copy; a cached copy that will not load is
+    compiled again, once.
+    """
+    path = compiled(name, symbol)
     try:
-        return ctypes.CDLL(str(path)), path
-    except OSError as error:
-        raise KernelUnavailable(f"could not load {path}: {error}") from error
+        return _loaded(path, symbol), path
+    except KernelUnavailable:
+        _remove(path)
+        path = compiled(name, symbol)
+        return _loaded(path, symbol), path
 
 
 def verdict(library_path: Path, check: Callable[[], bool]) -> bool:
@@ -44,6 +55,7 @@ def verdict(library_path: Path, check: Callable[[], bool]) -> bool:
 
     What a kernel is checked against (the code XLA compiles from Keras) changes with the CPU's
     features, jax's, jaxlib's and Keras's versions and ``XLA_FLAGS``; any change is a new check.
+    A verdict that cannot be written is still returned (and the check runs again next time).
     """
     import jax
     import jaxlib
@@ -60,21 +72,12 @@ def verdict(library_path: Path, check: Callable[[], bool]) -> bool:
     except OSError:
         pass
     agrees = check()
-    _write_atomically(remembered, "true" if agrees else "false")
+    with contextlib.suppress(OSError):  # unremembered, it is checked again next time
+        _write_atomically(remembered, "true" if agrees else "false")
     return agrees
 
 
-def _cpu() -> str:
-    """The CPU's model and features, as the kernel's results may depend on them (Linux; elsewhere the architecture)."""
-    try:
-        lines = Path("/proc/cpuinfo").read_text().splitlines()
-    except OSError:
-        return platform.machine()
-    wanted = ("model name", "flags", "Features", "CPU part")
-    return "\n".join(dict.fromkeys(line for line in lines if line.split(":")[0].strip() in wanted))
-
-
-def compiled(name: str) -> Path:
+def compiled(name: str, symbol: str) -> Path:
     """The path of kernel ``name``'s compiled library, compiling it if the cache holds no intact copy."""
     import jax
     import jaxlib
@@ -86,23 +89,53 @@ def compiled(name: str) -> Path:
     target = _cache() / f"{name}-{key}.so"
     if _intact(target):
         return target
-    compiler = os.environ.get("CXX") or shutil.which("c++") or shutil.which("g++") or shutil.which("clang++")
+    compiler = (
+        shlex.split(os.environ.get("CXX", ""))
+        or [found for found in (shutil.which(c) for c in ("c++", "g++", "clang++")) if found][:1]
+    )
     if not compiler:
         raise KernelUnavailable("no C++ compiler on PATH (c++, g++ or clang++; or set CXX)")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=target.parent) as scratch:
-        built = Path(scratch) / target.name
-        command = [compiler, *FLAGS, "-I", jax.ffi.include_dir(), str(source), "-o", str(built)]
-        try:
-            result = subprocess.run(command, capture_output=True, text=True, timeout=600)
-        except (OSError, subprocess.TimeoutExpired) as error:
-            raise KernelUnavailable(f"{compiler} could not run: {error}") from error
-        if result.returncode != 0:
-            last = (result.stderr.strip().splitlines() or ["no message"])[-1]
-            raise KernelUnavailable(f"{compiler} could not compile {source.name}: {last}")
-        os.replace(built, target)  # the library first: a digest without its library is never read
-    _write_atomically(target.with_suffix(".sha256"), _sha256(target))
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=target.parent) as scratch:
+            built = Path(scratch) / target.name
+            _compile([*compiler, *FLAGS, "-I", jax.ffi.include_dir(), str(source), "-o", str(built)], source)
+            _loaded(built, symbol)  # raises if what the compiler wrote is not a library this process can load
+            built.chmod(0o755)
+            os.replace(built, target)  # the library first: a digest without its library is never read
+        _write_atomically(target.with_suffix(".sha256"), _sha256(target))
+    except OSError as error:
+        raise KernelUnavailable(f"could not build {name} in {target.parent}: {error.strerror or error}") from error
     return target
+
+
+def _compile(command: list[str], source: Path) -> None:
+    try:
+        result = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    except (OSError, subprocess.TimeoutExpired) as error:
+        raise KernelUnavailable(f"{command[0]} could not run: {error}") from error
+    if result.returncode != 0:
+        last = (result.stderr.strip().splitlines() or ["no message"])[-1]
+        raise KernelUnavailable(f"{command[0]} could not compile {source.name}: {last}")
+
+
+def _loaded(path: Path, symbol: str) -> ctypes.CDLL:
+    try:
+        loaded = ctypes.CDLL(str(path))
+        getattr(loaded, symbol)
+    except (OSError, AttributeError) as error:
+        raise KernelUnavailable(f"could not load {path.name}: {error}") from error
+    return loaded
+
+
+def _cpu() -> str:
+    """The CPU's model and features, as the kernel's results may depend on them (Linux; elsewhere the architecture)."""
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        return platform.machine()
+    wanted = ("model name", "flags", "Features", "CPU part")
+    return "\n".join(dict.fromkeys(line for line in lines if line.split(":")[0].strip() in wanted))
 
 
 def _cache() -> Path:
@@ -119,9 +152,17 @@ def _intact(library_path: Path) -> bool:
         return False
 
 
+def _remove(library_path: Path) -> None:
+    for path in (library_path, library_path.with_suffix(".sha256")):
+        with contextlib.suppress(OSError):
+            path.unlink(missing_ok=True)
+
+
 def _write_atomically(path: Path, text: str) -> None:
+    """``text`` into ``path`` through a scratch file renamed into place, readable by everyone (a shared cache)."""
     with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False) as scratch:
         scratch.write(text)
+    os.chmod(scratch.name, 0o644)
     os.replace(scratch.name, path)
 
 
@@ -130,17 +171,23 @@ def _sha256(path: Path) -> str:
 
 
 def main() -> int:
-    """Compile every kernel into the cache; say which could not be (the fused path then runs Keras's code)."""
-    status = 0
+    """Compile every kernel into the cache and say so; one that cannot be built is said too, not an error (weightlab
+    then runs Keras's code: the same results, slower)."""
     for source in sorted(SOURCES.glob("*.cc")):
         try:
-            print(f"kernel {source.stem}: {compiled(source.stem)}")
+            print(f"kernel {source.stem}: {compiled(source.stem, symbol=_symbol(source))}")
         except KernelUnavailable as error:
             print(
                 f"kernel {source.stem} not built ({error}); weightlab runs Keras's code instead: same results, slower"
             )
-            status = 1
-    return status
+    return 0
+
+
+def _symbol(source: Path) -> str:
+    """The handler a kernel's source defines (its XLA_FFI_DEFINE_HANDLER_SYMBOL)."""
+    text = source.read_text()
+    marker = "XLA_FFI_DEFINE_HANDLER_SYMBOL("
+    return text[text.index(marker) + len(marker) :].split(",")[0].strip()
 
 
 if __name__ == "__main__":

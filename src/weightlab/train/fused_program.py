@@ -142,6 +142,7 @@ class _Program:
             (trainable, non_trainable, optimizer_vars), buffers, (losses_out, correct_out, norms_out) = carry
             mask = masks[step]
             x, y = x_all[indices[step]], y_all[indices[step]]
+            # ``measure`` is traced inside `update` (a Python bool becomes an array argument): one trace serves both
             new_trainable, non_trainable, optimizer_vars, losses, correct, taken = update(
                 trainable, non_trainable, optimizer_vars, x, y, mask, initial, measure and step_stats
             )

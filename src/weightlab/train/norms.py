@@ -1,7 +1,9 @@
 """The per-step weight norms, ‖W_t − W_0‖, ‖W_t − W_{t−1}‖ and ‖W_t‖, as both training paths compute them.
 
 In Keras's ops, so the same arithmetic runs inside the fused loop on JAX and in
-`WeightTracker`'s compiled step function on any backend.
+`WeightTracker`'s compiled step function on any backend — except for the variables whose norms
+the fused Adam kernel takes in its update's pass (`kernels.adam`): summed in double there, they
+agree with these to float rounding, not to the bit.
 """
 
 from __future__ import annotations
