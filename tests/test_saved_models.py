@@ -63,6 +63,19 @@ def test_a_frozen_first_layer_trains_the_rest_and_says_why_no_input_is_counted(t
     assert s["training_path"] == "keras.fit" and "frozen layer" in s["training_path_reason"]
 
 
+def test_a_lora_first_layer_trains_its_factors_and_says_why_no_input_is_counted(tmp_path):
+    """LoRA freezes the kernel (the layer's `kernel` is then a sum, not a variable): the input analysis crashed."""
+    first = layers.Dense(16, activation="relu", name="adapted")
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((784,)), first, layers.Dense(10, activation="softmax")])
+    first.enable_lora(2)
+    model.save(tmp_path / "lora.keras")
+    run = one_run(tmp_path, tmp_path / "lora.keras", report=False)
+    s = run.summary
+    assert s["status"] == "complete" and s["frozen_inputs"] is None and "LoRA" in s["frozen_inputs_note"]
+    assert {"adapted/lora_kernel_a", "adapted/lora_kernel_b"} <= set(run.snapshots()[2])
+
+
 MLP = [layers.Dense(16, activation="relu"), layers.Dense(10, activation="softmax")]
 SCE = "sparse_categorical_crossentropy"
 

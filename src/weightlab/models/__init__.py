@@ -131,6 +131,11 @@ def first_dense_kernel(model) -> tuple[str | None, str | None]:
         if kind == "Dense" and layer.kernel.shape[0] == features:
             if not layer.trainable:  # its kernel is not recorded: no weight of it moves, for any input
                 return None, f"the first layer, {layer.name}, is frozen (trainable=False): none of its weights move"
+            if getattr(layer, "lora_enabled", False):  # its kernel is frozen; LoRA's two factors train beside it
+                return None, (
+                    f"the first layer, {layer.name}, trains LoRA's low-rank factors beside a frozen kernel: "
+                    "no weight of the kernel moves, for any input"
+                )
             return variable_names(model, [layer.kernel])[0], None
         if kind in ("Conv1D", "Conv2D", "Conv3D", "DepthwiseConv2D", "SeparableConv2D"):
             return None, (
