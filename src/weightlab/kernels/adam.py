@@ -46,9 +46,10 @@ class _Step:
 
 
 def stateless_apply_for(optimizer, models: list):
-    """``apply(optimizer_variables, grads, trainable_variables, initial=None, measure=False)``: Keras's update.
+    """``optimizer``'s update as ``apply(optimizer_variables, grads, trainable_variables, initial=None, measure=False)``,
+    with the fused kernel in it where it serves.
 
-    It returns ``(trainable_variables, optimizer_variables, norms)`` like
+    ``apply`` returns ``(trainable_variables, optimizer_variables, norms)`` like
     ``optimizer.stateless_apply`` with one more list: per trainable variable, its (3,) norms
     ‖W_t − W_0‖, ‖W_t − W_{t−1}‖, ‖W_t‖ where the kernel took them (``measure`` true and
     ``initial`` the W_0 of every variable), else None — the caller takes those itself.
