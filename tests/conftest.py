@@ -19,3 +19,14 @@ def real_mnist_cached() -> bool:
     from weightlab import data
 
     return data.cache_path("mnist").is_file()
+
+
+def adam_kernel_ready() -> bool:
+    """Whether the fused Adam kernel is in use here. It must be, unless this machine's own check refused it (its XLA
+    rounds Keras's Adam otherwise): then Keras's update runs, the same weights, and the tests that need the kernel
+    skip, saying so. Any other reason — not built, not loadable — fails."""
+    from weightlab.kernels import adam
+
+    readiness = adam.readiness()
+    assert readiness.ready or adam.REFUSED in readiness.reason, f"the Adam kernel is not in use: {readiness.reason}"
+    return readiness.ready

@@ -24,6 +24,7 @@ import numpy as np
 
 TARGET = "weightlab_adam_update"
 HANDLER = "WeightlabAdamUpdate"  # the symbol adam.cc defines
+REFUSED = "the kernel's results differ from Keras's Adam on this machine"
 # Below this many weights XLA's three loops stay in cache and the kernel gains little: the
 # tutorial's 784×64 kernel (50,176) is above it, its biases and 64×10 kernel below.
 SMALLEST = 1 << 15
@@ -148,7 +149,7 @@ def _prepare() -> Readiness:
     except Exception as error:  # a check that cannot run proves nothing: Keras's update is always safe
         return Readiness(False, f"the check against Keras's Adam could not run: {error}")
     if not agrees:
-        return Readiness(False, "the kernel's results differ from Keras's Adam on this machine")
+        return Readiness(False, REFUSED)
     return Readiness(True, "")
 
 
