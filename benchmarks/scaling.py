@@ -143,8 +143,8 @@ def adam_kernel_note() -> str:
     readiness = adam_kernel.readiness()
     if readiness.ready:
         return (
-            "The fused Adam kernel (`weightlab.kernels.adam`) updates each kernel of 32,768 weights or more in one pass, "
-            "28 bytes a weight, where XLA's three loops (each moment, then the weight) stream 40."
+            f"The fused Adam kernel (`weightlab.kernels.adam`) updates each kernel of {adam_kernel.SMALLEST:,} weights or "
+            "more in one pass, 28 bytes a weight, where XLA's three loops (each moment, then the weight) stream 40."
         )
     return f"The fused Adam kernel was not used ({readiness.reason}): XLA's three loops stream 40 bytes a weight."
 

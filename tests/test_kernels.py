@@ -182,13 +182,13 @@ def test_norms_are_left_to_the_loop_where_keras_changes_the_weight_around_the_up
 
 @pytest.mark.slow
 def test_a_damaged_library_is_built_again_and_a_verdict_is_remembered(home):
-    path = build.compiled("adam", adam.HANDLER)
+    path = build.compiled("adam")
     built = path.read_bytes()
     # Damage goes in as a new file: this process has the library mapped (it was loaded when built), and
     # rewriting a mapped library in place makes the process fault when it touches it (SIGBUS at exit).
     path.unlink()
     path.write_bytes(built[: len(built) // 2])  # truncated: its digest no longer matches
-    assert build.compiled("adam", adam.HANDLER) == path and path.read_bytes() == built
+    assert build.compiled("adam") == path and path.read_bytes() == built
     path.unlink()
     path.write_bytes(b"not a library")  # and a digest that matches it: loads as nothing, so it is built again
     path.with_suffix(".sha256").write_text(hashlib.sha256(b"not a library").hexdigest())
@@ -230,6 +230,6 @@ def test_a_compiler_that_fails_leaves_keras_update_and_caches_nothing(home, monk
 def test_a_compiler_with_arguments_and_an_unwritable_cache(home, monkeypatch):
     monkeypatch.setenv("CXX", f"{shutil.which('c++') or shutil.which('g++')} -m64")
     assert build.library("adam", adam.HANDLER)[1].parent == home / "kernels"
-    monkeypatch.setenv("WEIGHTLAB_HOME", str(home / "kernels" / build.compiled("adam", adam.HANDLER).name))  # a file
+    monkeypatch.setenv("WEIGHTLAB_HOME", str(home / "kernels" / build.compiled("adam").name))  # a file
     with pytest.raises(build.KernelUnavailable, match="could not build"):
-        build.compiled("adam", adam.HANDLER)
+        build.compiled("adam")

@@ -47,17 +47,23 @@ struct Sums {
   double from_initial = 0, update = 0, weight = 0;  // Σ(W_t − W_0)², Σ(W_t − W_{t−1})², ΣW_t²
 };
 
+// Keras's update of element i, in place; it returns the weight before it.
+inline float Update(float* __restrict w, float* __restrict m, float* __restrict v, const float* __restrict g, int64_t i,
+                    Constants c) {
+  const float gi = g[i];
+  const float mi = std::fma(gi - m[i], c.one_minus_b1, m[i]);              // m + (g - m) * (1 - b1)
+  const float vi = std::fma(std::fma(gi, gi, -v[i]), c.one_minus_b2, v[i]);  // v + (g² - v) * (1 - b2)
+  m[i] = mi;
+  v[i] = vi;
+  const float before = w[i];
+  w[i] = before - (mi * c.alpha) / (std::sqrt(vi) + c.epsilon);
+  return before;
+}
+
 WEIGHTLAB_CLONES
 void UpdateRange(float* __restrict w, float* __restrict m, float* __restrict v, const float* __restrict g, int64_t begin,
                  int64_t end, Constants c) {
-  for (int64_t i = begin; i < end; ++i) {
-    const float gi = g[i];
-    const float mi = std::fma(gi - m[i], c.one_minus_b1, m[i]);              // m + (g - m) * (1 - b1)
-    const float vi = std::fma(std::fma(gi, gi, -v[i]), c.one_minus_b2, v[i]);  // v + (g² - v) * (1 - b2)
-    m[i] = mi;
-    v[i] = vi;
-    w[i] = w[i] - (mi * c.alpha) / (std::sqrt(vi) + c.epsilon);
-  }
+  for (int64_t i = begin; i < end; ++i) Update(w, m, v, g, i, c);
 }
 
 // The same update, and the block's sums of squares. Each of kLanes lanes sums every kLanes-th
@@ -71,14 +77,8 @@ constexpr int kLanes = 8;
 inline void UpdateAndMeasure(float* __restrict w, float* __restrict m, float* __restrict v, const float* __restrict g,
                              const float* __restrict w0, int64_t i, Constants c, double& from_initial, double& update,
                              double& weight) {
-  const float gi = g[i];
-  const float mi = std::fma(gi - m[i], c.one_minus_b1, m[i]);
-  const float vi = std::fma(std::fma(gi, gi, -v[i]), c.one_minus_b2, v[i]);
-  m[i] = mi;
-  v[i] = vi;
-  const float before = w[i];
-  const float after = before - (mi * c.alpha) / (std::sqrt(vi) + c.epsilon);
-  w[i] = after;
+  const float before = Update(w, m, v, g, i, c);
+  const float after = w[i];
   const double d0 = after - w0[i], d1 = after - before, d2 = after;  // float32 differences, squared in double
   from_initial += d0 * d0;
   update += d1 * d1;

@@ -3,7 +3,7 @@
 The library is cached in ``$WEIGHTLAB_HOME/kernels``, named by a digest of its source, the
 compiler's flags, jaxlib's version (whose FFI headers it is built against) and the machine's
 architecture, beside a file holding the library's SHA-256: a library is loaded only when it
-matches. It is compiled into a scratch directory, loaded there (its handler looked up), and only
+matches. It is compiled into a scratch directory, loaded there, and only
 then renamed into place, so no process ever finds a half-written or unloadable library under the
 final name; one that stops loading later (another compiler's, another architecture's) is built
 again, once. Anything that goes wrong — no compiler, an unwritable cache — is `KernelUnavailable`,
@@ -41,12 +41,12 @@ def library(name: str, symbol: str) -> tuple[ctypes.CDLL, Path]:
     Compiled first where the cache lacks an intact copy; a cached copy that will not load is
     compiled again, once.
     """
-    path = compiled(name, symbol)
+    path = compiled(name)
     try:
         return _loaded(path, symbol), path
     except KernelUnavailable:
         _remove(path)
-        path = compiled(name, symbol)
+        path = compiled(name)
         return _loaded(path, symbol), path
 
 
@@ -77,7 +77,7 @@ def verdict(library_path: Path, check: Callable[[], bool]) -> bool:
     return agrees
 
 
-def compiled(name: str, symbol: str) -> Path:
+def compiled(name: str) -> Path:
     """The path of kernel ``name``'s compiled library, compiling it if the cache holds no intact copy."""
     import jax
     import jaxlib
@@ -100,7 +100,7 @@ def compiled(name: str, symbol: str) -> Path:
         with tempfile.TemporaryDirectory(dir=target.parent) as scratch:
             built = Path(scratch) / target.name
             _compile([*compiler, *FLAGS, "-I", jax.ffi.include_dir(), str(source), "-o", str(built)], source)
-            _loaded(built, symbol)  # raises if what the compiler wrote is not a library this process can load
+            _loaded(built)  # raises if what the compiler wrote is not a library this process can load
             built.chmod(0o755)
             os.replace(built, target)  # the library first: a digest without its library is never read
         _write_atomically(target.with_suffix(".sha256"), _sha256(target))
@@ -119,10 +119,12 @@ def _compile(command: list[str], source: Path) -> None:
         raise KernelUnavailable(f"{command[0]} could not compile {source.name}: {last}")
 
 
-def _loaded(path: Path, symbol: str) -> ctypes.CDLL:
+def _loaded(path: Path, symbol: str | None = None) -> ctypes.CDLL:
+    """The library at ``path``, loaded, with ``symbol`` in it where one is named."""
     try:
         loaded = ctypes.CDLL(str(path))
-        getattr(loaded, symbol)
+        if symbol is not None:
+            getattr(loaded, symbol)
     except (OSError, AttributeError) as error:
         raise KernelUnavailable(f"could not load {path.name}: {error}") from error
     return loaded
@@ -175,19 +177,12 @@ def main() -> int:
     then runs Keras's code: the same results, slower)."""
     for source in sorted(SOURCES.glob("*.cc")):
         try:
-            print(f"kernel {source.stem}: {compiled(source.stem, symbol=_symbol(source))}")
+            print(f"kernel {source.stem}: {compiled(source.stem)}")
         except KernelUnavailable as error:
             print(
                 f"kernel {source.stem} not built ({error}); weightlab runs Keras's code instead: same results, slower"
             )
     return 0
-
-
-def _symbol(source: Path) -> str:
-    """The handler a kernel's source defines (its XLA_FFI_DEFINE_HANDLER_SYMBOL)."""
-    text = source.read_text()
-    marker = "XLA_FFI_DEFINE_HANDLER_SYMBOL("
-    return text[text.index(marker) + len(marker) :].split(",")[0].strip()
 
 
 if __name__ == "__main__":
