@@ -25,6 +25,8 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+from weightlab.fileio import atomic_write
+
 SOURCES = Path(__file__).parent
 # -ffp-contract=off: the compiler fuses no multiply-add the source does not write (results stay
 # bit for bit those the source's std::fma calls define); -fno-math-errno lets sqrt vectorise.
@@ -72,8 +74,8 @@ def verdict(library_path: Path, check: Callable[[], bool]) -> bool:
     except OSError:
         pass
     agrees = check()
-    with contextlib.suppress(OSError):  # unremembered, it is checked again next time
-        _write_atomically(remembered, "true" if agrees else "false")
+    with contextlib.suppress(OSError), atomic_write(remembered) as handle:  # unremembered: checked again next time
+        handle.write("true" if agrees else "false")
     return agrees
 
 
@@ -103,7 +105,8 @@ def compiled(name: str) -> Path:
             _loaded(built)  # raises if what the compiler wrote is not a library this process can load
             built.chmod(0o755)
             os.replace(built, target)  # the library first: a digest without its library is never read
-        _write_atomically(target.with_suffix(".sha256"), _sha256(target))
+        with atomic_write(target.with_suffix(".sha256")) as handle:
+            handle.write(_sha256(target))
     except OSError as error:
         raise KernelUnavailable(f"could not build {name} in {target.parent}: {error.strerror or error}") from error
     return target
@@ -158,14 +161,6 @@ def _remove(library_path: Path) -> None:
     for path in (library_path, library_path.with_suffix(".sha256")):
         with contextlib.suppress(OSError):
             path.unlink(missing_ok=True)
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    """``text`` into ``path`` through a scratch file renamed into place, readable by everyone (a shared cache)."""
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False) as scratch:
-        scratch.write(text)
-    os.chmod(scratch.name, 0o644)
-    os.replace(scratch.name, path)
 
 
 def _sha256(path: Path) -> str:
